@@ -1,0 +1,46 @@
+/**
+ * Error codes the server sends to devices in `error` messages. Codes are stable: a retired code is never
+ * reused. `retryable` tells firmware whether sending the same message again later can succeed.
+ * docs/protocol.md lists the same table, and a test fails when the two disagree.
+ */
+export const DEVICE_ERRORS = {
+  invalid_json: {
+    retryable: false,
+    description: 'The text frame is not valid JSON. The connection stays open.',
+  },
+  binary_not_supported: {
+    retryable: false,
+    description: 'The frame is binary. Protocol v1 uses text frames only. The connection stays open.',
+  },
+  invalid_message: {
+    retryable: false,
+    description: 'The message does not match the schema of its type; `details` names the offending field.',
+  },
+  unknown_type: {
+    retryable: false,
+    description: 'The `type` field names no message that devices may send.',
+  },
+  hello_required: {
+    retryable: true,
+    description: 'A message other than `hello` arrived before the `hello`. Send `hello` first.',
+  },
+  hello_mismatch: {
+    retryable: false,
+    description: 'A second `hello` on the same connection claims another device id. Open a new connection.',
+  },
+  unknown_patch: {
+    retryable: false,
+    description: 'The message names a patch that this device was never offered.',
+  },
+  patch_unavailable: {
+    retryable: true,
+    description: 'The patch file cannot be reached in the bucket right now. Ask again with `url_request` later.',
+  },
+  internal: {
+    retryable: true,
+    description: 'The server failed to handle the message. Send it again after a short delay.',
+  },
+} as const satisfies Record<string, { retryable: boolean; description: string }>;
+
+export type DeviceErrorCode = keyof typeof DEVICE_ERRORS;
+export const DEVICE_ERROR_CODES = Object.keys(DEVICE_ERRORS) as DeviceErrorCode[];

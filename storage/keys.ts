@@ -1,0 +1,56 @@
+/**
+ * Every Redis key of the product is built here. All keys start with a configurable prefix (default `fleet:`)
+ * so several fleets or test runs can share one Redis. The operator-facing names `known_devices`,
+ * `patch_files`, `patch_status` and `in_flight_updates` are kept as they are in the keys.
+ *
+ * Ids reaching this module have passed the id grammar in protocol/names.ts, so they contain no braces,
+ * wildcards or separators. Keys of one device share the hash tag `{deviceId}`.
+ */
+export interface Keys {
+  readonly prefix: string;
+  /** ZSET of every device id ever seen, all with score 0 so ZRANGEBYLEX pages through them in id order. */
+  knownDevices: string;
+  /** LIST of patch ids in release order: the catalog. Operators may RPUSH an object key here. */
+  patchFiles: string;
+  /** STRING counter bumped on every catalog change, so replicas notice changes with one GET. */
+  catalogVersion: string;
+  /** ZSET of device ids with an update in progress, scored by the deadline in ms (Redis clock). */
+  inFlightUpdates: string;
+  /** Pub/sub channel for events between replicas. */
+  events: string;
+  /** HASH of one device: model, firmware, first/last seen, session, in-flight patch and attempt. */
+  device(deviceId: string): string;
+  /** SET of patch ids a device has applied. */
+  deviceApplied(deviceId: string): string;
+  /** LIST of the latest state changes of a device, newest first, bounded. */
+  deviceTimeline(deviceId: string): string;
+  /** STRING holding the session id of the device's live connection, with a TTL: the presence lease. */
+  presence(deviceId: string): string;
+  /** HASH of patch metadata: name, size, sha256, etag, state, added_at. */
+  patch(patchId: string): string;
+  /** HASH device id → "state|attempt|updated_at_ms" for one patch. */
+  patchStatus(patchId: string): string;
+  /** HASH state → number of devices currently in that state for one patch. */
+  patchCounts(patchId: string): string;
+  /** STRING lock so that only one replica does a piece of shared work at a time. */
+  lock(name: string): string;
+}
+
+export function createKeys(prefix: string): Keys {
+  return {
+    prefix,
+    knownDevices: `${prefix}known_devices`,
+    patchFiles: `${prefix}patch_files`,
+    catalogVersion: `${prefix}catalog_version`,
+    inFlightUpdates: `${prefix}in_flight_updates`,
+    events: `${prefix}events`,
+    device: (id) => `${prefix}device:{${id}}`,
+    deviceApplied: (id) => `${prefix}device:{${id}}:applied`,
+    deviceTimeline: (id) => `${prefix}device:{${id}}:timeline`,
+    presence: (id) => `${prefix}presence:{${id}}`,
+    patch: (id) => `${prefix}patch:${id}`,
+    patchStatus: (id) => `${prefix}patch_status:${id}`,
+    patchCounts: (id) => `${prefix}patch_counts:${id}`,
+    lock: (name) => `${prefix}lock:${name}`,
+  };
+}

@@ -1,0 +1,41 @@
+import { readFileSync } from 'node:fs';
+import type { Redis } from 'ioredis';
+
+/**
+ * Loads the Lua scripts in storage/scripts/ as ioredis commands. ioredis sends EVALSHA and falls back to EVAL
+ * when Redis lost its script cache (a restart or SCRIPT FLUSH), so scripts heal by themselves.
+ * Every script gets the prelude with the key builders and shared helpers, and takes the key prefix as ARGV[1].
+ */
+const SCRIPT_NAMES = [
+  'register_device',
+  'claim_offer',
+  'report_state',
+  'expire_in_flight',
+  'renew_presence',
+  'release_presence',
+  'add_patch',
+  'mark_patch_missing',
+] as const;
+
+export type ScriptName = (typeof SCRIPT_NAMES)[number];
+type ScriptReply = string | number | null | ScriptReply[];
+export type ScriptRunner = (redis: Redis, name: ScriptName, args: (string | number)[]) => Promise<ScriptReply>;
+
+const scriptDir = new URL('./scripts/', import.meta.url);
+const prelude = readFileSync(new URL('prelude.lua', scriptDir), 'utf8');
+
+export function scriptSource(name: ScriptName): string {
+  return `${prelude}\n${readFileSync(new URL(`${name}.lua`, scriptDir), 'utf8')}`;
+}
+
+export function defineScripts(redis: Redis): void {
+  for (const name of SCRIPT_NAMES) {
+    redis.defineCommand(name, { numberOfKeys: 0, lua: scriptSource(name) });
+  }
+}
+
+export async function runScript(redis: Redis, name: ScriptName, args: (string | number)[]): Promise<ScriptReply> {
+  const command = (redis as unknown as Record<string, (...a: (string | number)[]) => Promise<ScriptReply>>)[name];
+  if (!command) throw new Error(`Lua script ${name} is not defined on this connection`);
+  return command.call(redis, ...args);
+}

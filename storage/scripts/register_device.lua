@@ -1,0 +1,31 @@
+-- Records a device's hello: the device record, its presence lease and the patches it reports as applied.
+-- ARGV: prefix, device id, model, firmware, session id, lease ms, replica id, JSON array of applied patch ids
+-- Returns: { previous session id or '', 1 if the device is new else 0 }
+local device_id, model, firmware = ARGV[2], ARGV[3], ARGV[4]
+local session, lease_ms, replica = ARGV[5], tonumber(ARGV[6]), ARGV[7]
+local reported = cjson.decode(ARGV[8])
+local now = now_ms()
+
+local is_new = redis.call('ZADD', k_known_devices(), 'NX', 0, device_id)
+local device = k_device(device_id)
+redis.call('HSETNX', device, 'first_seen', now)
+redis.call('HSET', device, 'model', model, 'firmware', firmware, 'last_seen', now, 'session', session,
+  'replica', replica)
+
+local previous = redis.call('GET', k_presence(device_id)) or ''
+redis.call('SET', k_presence(device_id), session, 'PX', lease_ms)
+
+-- The device is the ground truth for what it has applied. Recording it here also rebuilds state that a
+-- Redis without persistence lost in a restart.
+for _, patch_id in ipairs(reported) do
+  redis.call('SADD', k_device_applied(device_id), patch_id)
+  if redis.call('EXISTS', k_patch(patch_id)) == 1 then
+    local state, attempt = get_status(patch_id, device_id)
+    if state ~= 'applied' then
+      put_status(patch_id, device_id, 'applied', math.max(attempt, 1), now, state, 'reported in hello')
+    end
+    clear_in_flight(device_id, patch_id)
+  end
+end
+
+return { previous, is_new }

@@ -1,0 +1,247 @@
+import type { Redis } from 'ioredis';
+import type { Keys } from './keys.ts';
+import { runScript, type ScriptName } from './scripts.ts';
+import type { UpdateState } from '../protocol/states.ts';
+
+export interface PatchRecord {
+  id: string;
+  name: string;
+  size: number;
+  sha256: string;
+  etag: string;
+  state: 'ready' | 'missing';
+  source: string;
+  addedAt: number;
+}
+
+export interface DeviceRecord {
+  id: string;
+  model: string;
+  firmware: string;
+  firstSeen: number;
+  lastSeen: number;
+  online: boolean;
+  session: string | null;
+  replica: string | null;
+  inFlight: { patchId: string; attempt: number } | null;
+  applied: string[];
+}
+
+export interface TimelineEntry {
+  at: number;
+  patchId: string;
+  state: UpdateState;
+  attempt: number;
+  detail?: string;
+}
+
+export type ClaimResult =
+  | { kind: 'offer'; patchId: string; attempt: number; resumed: boolean }
+  | { kind: 'wait'; patchId: string }
+  | { kind: 'none' };
+
+export type ReportOutcome = 'ok' | 'duplicate' | 'stale' | 'unknown';
+export interface ReportResult {
+  outcome: ReportOutcome;
+  state: UpdateState | null;
+  attempt: number;
+}
+
+export type AddPatchResult = { kind: 'added' } | { kind: 'exists' } | { kind: 'conflict'; sha256: string };
+
+export interface NewPatch {
+  id: string;
+  name: string;
+  size: number;
+  sha256: string;
+  etag: string;
+  source: 'upload' | 'bucket' | 'catalog';
+}
+
+/**
+ * Fleet state in Redis: devices, presence, the patch catalog, per-device patch status and in-flight updates.
+ * Stateless itself; every replica makes one over its own connection.
+ */
+export class StateStore {
+  constructor(
+    readonly redis: Redis,
+    readonly keys: Keys,
+  ) {}
+
+  private run(name: ScriptName, args: (string | number)[]) {
+    return runScript(this.redis, name, [this.keys.prefix, ...args]);
+  }
+
+  async registerDevice(input: {
+    deviceId: string;
+    model: string;
+    firmware: string;
+    sessionId: string;
+    leaseMs: number;
+    replicaId: string;
+    applied: string[];
+  }): Promise<{ previousSession: string | null; isNew: boolean }> {
+    const reply = (await this.run('register_device', [
+      input.deviceId,
+      input.model,
+      input.firmware,
+      input.sessionId,
+      input.leaseMs,
+      input.replicaId,
+      JSON.stringify(input.applied),
+    ])) as [string, number];
+    return { previousSession: reply[0] || null, isNew: reply[1] === 1 };
+  }
+
+  async claimOffer(deviceId: string, timeoutMs: number, maxAttempts: number): Promise<ClaimResult> {
+    const reply = (await this.run('claim_offer', [deviceId, timeoutMs, maxAttempts])) as (string | number)[];
+    if (reply[0] === 'offer') {
+      return { kind: 'offer', patchId: String(reply[1]), attempt: Number(reply[2]), resumed: reply[3] === 1 };
+    }
+    if (reply[0] === 'wait') return { kind: 'wait', patchId: String(reply[1]) };
+    return { kind: 'none' };
+  }
+
+  async reportState(input: {
+    deviceId: string;
+    patchId: string;
+    attempt: number;
+    state: UpdateState;
+    timeoutMs: number;
+    detail?: string;
+  }): Promise<ReportResult> {
+    const reply = (await this.run('report_state', [
+      input.deviceId,
+      input.patchId,
+      input.attempt,
+      input.state,
+      input.timeoutMs,
+      input.detail ?? '',
+    ])) as [ReportOutcome, string, number];
+    return { outcome: reply[0], state: (reply[1] || null) as UpdateState | null, attempt: Number(reply[2]) };
+  }
+
+  async expireInFlight(limit: number): Promise<string[]> {
+    return (await this.run('expire_in_flight', [limit])) as string[];
+  }
+
+  async renewPresence(deviceId: string, sessionId: string, leaseMs: number): Promise<boolean> {
+    return (await this.run('renew_presence', [deviceId, sessionId, leaseMs])) === 1;
+  }
+
+  async releasePresence(deviceId: string, sessionId: string): Promise<boolean> {
+    return (await this.run('release_presence', [deviceId, sessionId])) === 1;
+  }
+
+  async addPatch(patch: NewPatch, append: boolean): Promise<AddPatchResult> {
+    const reply = (await this.run('add_patch', [
+      patch.id,
+      patch.name,
+      patch.size,
+      patch.sha256,
+      patch.etag,
+      patch.source,
+      append ? '1' : '0',
+    ])) as string[];
+    if (reply[0] === 'conflict') return { kind: 'conflict', sha256: String(reply[1]) };
+    return reply[0] === 'exists' ? { kind: 'exists' } : { kind: 'added' };
+  }
+
+  async markPatchMissing(patchId: string): Promise<boolean> {
+    return (await this.run('mark_patch_missing', [patchId])) === 1;
+  }
+
+  async catalogVersion(): Promise<number> {
+    return Number((await this.redis.get(this.keys.catalogVersion)) ?? 0);
+  }
+
+  /** Catalog entries in release order, each id once (an id pushed twice keeps its first place). */
+  async catalog(): Promise<string[]> {
+    const ids = await this.redis.lrange(this.keys.patchFiles, 0, -1);
+    return [...new Set(ids)];
+  }
+
+  async getPatch(patchId: string): Promise<PatchRecord | null> {
+    const h = await this.redis.hgetall(this.keys.patch(patchId));
+    if (!h.state) return null;
+    return {
+      id: patchId,
+      name: h.name ?? patchId,
+      size: Number(h.size ?? 0),
+      sha256: h.sha256 ?? '',
+      etag: h.etag ?? '',
+      state: h.state === 'ready' ? 'ready' : 'missing',
+      source: h.source ?? '',
+      addedAt: Number(h.added_at ?? 0),
+    };
+  }
+
+  async patchCounts(patchId: string): Promise<Partial<Record<UpdateState, number>>> {
+    const raw = await this.redis.hgetall(this.keys.patchCounts(patchId));
+    const counts: Partial<Record<UpdateState, number>> = {};
+    for (const [state, count] of Object.entries(raw)) {
+      if (Number(count) > 0) counts[state as UpdateState] = Number(count);
+    }
+    return counts;
+  }
+
+  async patchStatus(patchId: string, deviceId: string): Promise<{ state: UpdateState; attempt: number } | null> {
+    const raw = await this.redis.hget(this.keys.patchStatus(patchId), deviceId);
+    if (!raw) return null;
+    const [state, attempt] = raw.split('|');
+    return { state: state as UpdateState, attempt: Number(attempt) };
+  }
+
+  async inFlightCount(): Promise<number> {
+    return this.redis.zcard(this.keys.inFlightUpdates);
+  }
+
+  async deviceCount(): Promise<number> {
+    return this.redis.zcard(this.keys.knownDevices);
+  }
+
+  /**
+   * One page of devices in id order. `after` is the last id of the previous page ('' for the first page),
+   * so a page costs the same however large the fleet is.
+   */
+  async listDevices(after: string, limit: number): Promise<{ devices: DeviceRecord[]; next: string | null }> {
+    const start = after ? `(${after}` : '-';
+    const ids = await this.redis.zrangebylex(this.keys.knownDevices, start, '+', 'LIMIT', 0, limit);
+    const devices = await Promise.all(ids.map((id) => this.getDevice(id)));
+    const present = devices.filter((d): d is DeviceRecord => d !== null);
+    return { devices: present, next: ids.length === limit ? (ids[ids.length - 1] ?? null) : null };
+  }
+
+  async getDevice(deviceId: string): Promise<DeviceRecord | null> {
+    const [hash, presence, applied] = await Promise.all([
+      this.redis.hgetall(this.keys.device(deviceId)),
+      this.redis.get(this.keys.presence(deviceId)),
+      this.redis.smembers(this.keys.deviceApplied(deviceId)),
+    ]);
+    if (!hash.first_seen) return null;
+    return {
+      id: deviceId,
+      model: hash.model ?? '',
+      firmware: hash.firmware ?? '',
+      firstSeen: Number(hash.first_seen),
+      lastSeen: Number(hash.last_seen ?? hash.first_seen),
+      online: presence !== null,
+      session: presence,
+      replica: hash.replica ?? null,
+      inFlight: hash.inflight_patch
+        ? { patchId: hash.inflight_patch, attempt: Number(hash.inflight_attempt ?? 0) }
+        : null,
+      applied: applied.sort(),
+    };
+  }
+
+  async timeline(deviceId: string, limit = 100): Promise<TimelineEntry[]> {
+    const raw = await this.redis.lrange(this.keys.deviceTimeline(deviceId), 0, limit - 1);
+    return raw.map((line) => JSON.parse(line) as TimelineEntry);
+  }
+
+  /** Takes a lock for `ttlMs` if nobody holds it. Used for work one replica at a time should do. */
+  async tryLock(name: string, owner: string, ttlMs: number): Promise<boolean> {
+    return (await this.redis.set(this.keys.lock(name), owner, 'PX', ttlMs, 'NX')) === 'OK';
+  }
+}
