@@ -45,6 +45,6 @@ export type CloseReason = keyof typeof CLOSE_CODES;
  */
 export const STANDARD_CLOSE_CODES = {
   1000: 'Normal closure.',
-  1006: 'Abnormal closure: the connection dropped without a close frame. Reconnect with backoff.',
-  1009: 'Message too big: a frame was larger than the maximum payload length. Do not resend it.',
+  1006: 'Abnormal closure: the connection dropped without a close frame, for example after a frame larger ' +
+    'than four times the maximum payload length. Reconnect with backoff.',
 } as const;

@@ -16,6 +16,11 @@ export const DEVICE_ERRORS = {
     retryable: false,
     description: 'The message does not match the schema of its type; `details` names the offending field.',
   },
+  message_too_large: {
+    retryable: false,
+    description: 'The frame is larger than the maximum payload length. The connection stays open; frames ' +
+      'above four times that length make the server drop the connection without a close frame (1006).',
+  },
   unknown_type: {
     retryable: false,
     description: 'The `type` field names no message that devices may send.',

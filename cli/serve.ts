@@ -1,0 +1,31 @@
+import { ConfigError, loadConfig } from '../runtime/config.ts';
+import { createLogger } from '../runtime/logger.ts';
+import { startReplica } from '../runtime/replica.ts';
+
+/** Runs one replica until SIGTERM or SIGINT. Exit codes: 0 stopped cleanly, 2 bad configuration, 1 failure. */
+export async function serve(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`fleet serve: invalid configuration: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const log = createLogger(config.logLevel);
+  const replica = await startReplica(config, log);
+  const shutdown = (signal: string) => {
+    log.info({ signal }, 'shutting down');
+    replica.stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  process.once('SIGINT', () => shutdown('SIGINT'));
+}

@@ -1,0 +1,51 @@
+import type { Logger } from 'pino';
+import type { CloseReason } from '../protocol/close-codes.ts';
+import type { ServerMessage } from '../protocol/messages.ts';
+import type { PatchBucket } from '../storage/bucket.ts';
+import type { PatchRecord, StateStore } from '../storage/state-store.ts';
+
+/** Settings handlers act on; a subset of the replica configuration. */
+export interface HandlerSettings {
+  replicaId: string;
+  heartbeatIntervalS: number;
+  presenceLeaseMs: number;
+  updateTimeoutMs: number;
+  maxAttempts: number;
+  urlTtlS: number;
+}
+
+/** What a handler may know and change about the connection it serves. */
+export interface Session {
+  readonly connectionId: string;
+  readonly sessionId: string;
+  /** Null until a `hello` is accepted. */
+  deviceId: string | null;
+  /** The offer this connection last sent and has no terminal result for yet. */
+  offer: { patchId: string; attempt: number } | null;
+}
+
+/** Immutable patch metadata, cached per replica. */
+export interface PatchLookup {
+  get(patchId: string): Promise<PatchRecord | null>;
+}
+
+/**
+ * Everything a handler gets. Handlers hold no state of their own between messages: what must survive lives
+ * in Redis (state) or in the bucket, and what belongs to the connection lives in `session`.
+ */
+export interface HandlerContext {
+  session: Session;
+  state: StateStore;
+  bucket: PatchBucket;
+  patches: PatchLookup;
+  settings: HandlerSettings;
+  log: Logger;
+  now(): number;
+  send(message: ServerMessage): void;
+  close(reason: CloseReason): void;
+  /**
+   * Binds the connection to a device id after a `hello`. The runtime closes any older local connection of the
+   * same device and tells other replicas to close theirs.
+   */
+  bindDevice(deviceId: string, previousSessionId: string | null): void;
+}

@@ -1,0 +1,33 @@
+import { PROTOCOL_VERSION, type HelloMessage } from '../protocol/messages.ts';
+import type { HandlerContext } from './context.ts';
+import { offerNext } from './offer-next.ts';
+import { sendError } from './send-error.ts';
+
+/** Registers the device, takes its presence lease, welcomes it and offers the first patch it lacks. */
+export async function handleHello(ctx: HandlerContext, message: HelloMessage): Promise<void> {
+  const bound = ctx.session.deviceId;
+  if (bound !== null && bound !== message.deviceId) {
+    sendError(ctx, 'hello_mismatch', `connection belongs to ${bound}`);
+    return;
+  }
+  const { previousSession, isNew } = await ctx.state.registerDevice({
+    deviceId: message.deviceId,
+    model: message.model,
+    firmware: message.firmware,
+    sessionId: ctx.session.sessionId,
+    leaseMs: ctx.settings.presenceLeaseMs,
+    replicaId: ctx.settings.replicaId,
+    applied: message.patches,
+  });
+  const replaced = previousSession !== null && previousSession !== ctx.session.sessionId ? previousSession : null;
+  ctx.bindDevice(message.deviceId, replaced);
+  ctx.log.info({ isNew, replacedSession: replaced, reported: message.patches.length }, 'device said hello');
+  ctx.send({
+    type: 'welcome',
+    protocol: PROTOCOL_VERSION,
+    sessionId: ctx.session.sessionId,
+    heartbeatIntervalS: ctx.settings.heartbeatIntervalS,
+    serverTime: ctx.now(),
+  });
+  await offerNext(ctx);
+}

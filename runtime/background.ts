@@ -1,0 +1,153 @@
+import { offerNext } from '../handlers/index.ts';
+import { sendError } from '../handlers/send-error.ts';
+import type { Connection } from './connection.ts';
+import type { ReplicaEvent } from './events.ts';
+import type { ReplicaServices } from './services.ts';
+import type { HandlerContext } from '../handlers/context.ts';
+
+/** Devices timed out per sweep call; a larger backlog is worked off over the following sweeps. */
+const SWEEP_BATCH = 500;
+
+type ContextFactory = (connection: Connection) => HandlerContext;
+
+/**
+ * The periodic work of a replica: offering new patches to its devices, timing out silent updates, finding
+ * objects put into the bucket and completing ids pushed onto the catalog list. Every loop is safe to run on
+ * every replica at once; the shared parts take a Redis lock or are atomic scripts.
+ */
+export class BackgroundWork {
+  private timers: NodeJS.Timeout[] = [];
+  private lastCatalogVersion = -1;
+  private lastCatalogLength = -1;
+  private fanOutRunning = false;
+  private fanOutAgain = false;
+  private stopped = false;
+
+  constructor(
+    private readonly services: ReplicaServices,
+    private readonly contextFor: ContextFactory,
+  ) {}
+
+  start(): void {
+    const { config } = this.services;
+    this.every(config.catalogPollMs, () => this.pollCatalog());
+    this.every(config.sweepIntervalMs, () => this.sweep());
+    this.every(config.bucketScanMs, () => this.scanBucket());
+    this.every(2000, () => this.checkReady());
+    void this.checkReady();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const timer of this.timers) clearInterval(timer);
+    this.timers = [];
+  }
+
+  onEvent(event: ReplicaEvent): void {
+    const { registry } = this.services;
+    switch (event.kind) {
+      case 'catalog':
+        this.fanOut();
+        break;
+      case 'expired':
+        for (const deviceId of event.devices) {
+          const connection = registry.get(deviceId);
+          if (!connection) continue;
+          connection.session.offer = null;
+          this.offerTo(connection);
+        }
+        break;
+      case 'kick': {
+        const connection = registry.get(event.deviceId);
+        if (connection?.session.sessionId === event.sessionId) connection.close('session_replaced');
+        break;
+      }
+    }
+  }
+
+  /** Offers the next patch to every device of this replica that has no offer open. Runs one at a time. */
+  fanOut(): void {
+    if (this.fanOutRunning) {
+      this.fanOutAgain = true;
+      return;
+    }
+    this.fanOutRunning = true;
+    const pending: Promise<void>[] = [];
+    for (const connection of this.services.registry.values()) {
+      if (connection.session.offer === null) pending.push(this.offerTo(connection));
+    }
+    void Promise.allSettled(pending).then(() => {
+      this.fanOutRunning = false;
+      if (this.fanOutAgain && !this.stopped) {
+        this.fanOutAgain = false;
+        this.fanOut();
+      }
+    });
+  }
+
+  private offerTo(connection: Connection): Promise<void> {
+    const ctx = this.contextFor(connection);
+    return connection
+      .enqueue(async () => {
+        if (connection.session.offer === null) await offerNext(ctx);
+      })
+      .catch((err: unknown) => {
+        connection.log.error({ err }, 'failed to offer next patch');
+        sendError(ctx, 'internal');
+      });
+  }
+
+  private every(ms: number, work: () => Promise<void>): void {
+    let busy = false;
+    const timer = setInterval(() => {
+      if (busy || this.stopped) return;
+      busy = true;
+      work()
+        .catch((err: unknown) => this.services.log.error({ err, loop: work.name }, 'background work failed'))
+        .finally(() => {
+          busy = false;
+        });
+    }, ms);
+    timer.unref();
+    this.timers.push(timer);
+  }
+
+  private async pollCatalog(): Promise<void> {
+    const { state, redis, keys } = { ...this.services, keys: this.services.state.keys };
+    const [version, length] = await Promise.all([state.catalogVersion(), redis.llen(keys.patchFiles)]);
+    if (length !== this.lastCatalogLength) {
+      this.lastCatalogLength = length;
+      await this.services.catalog.inspectListed(this.services.config.replicaId);
+    }
+    if (version !== this.lastCatalogVersion) {
+      this.lastCatalogVersion = version;
+      this.fanOut();
+    }
+  }
+
+  private async sweep(): Promise<void> {
+    const expired = await this.services.state.expireInFlight(SWEEP_BATCH);
+    if (expired.length === 0) return;
+    this.services.log.info({ devices: expired.length }, 'updates timed out');
+    this.services.events.publish({ kind: 'expired', devices: expired });
+  }
+
+  private async scanBucket(): Promise<void> {
+    const { state, config, catalog } = this.services;
+    if (!(await state.tryLock('bucket_scan', config.replicaId, config.bucketScanMs))) return;
+    await catalog.scanBucket();
+  }
+
+  private async checkReady(): Promise<void> {
+    const { redis, bucket, log } = this.services;
+    let ready = true;
+    try {
+      await Promise.all([redis.ping(), bucket.ping()]);
+    } catch (err) {
+      ready = false;
+      if (this.services.ready) log.error({ err }, 'dependency check failed, replica not ready');
+    }
+    if (ready && !this.services.ready) log.info('redis and bucket answer, replica ready');
+    this.services.ready = ready && this.services.accepting;
+  }
+}

@@ -1,0 +1,137 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { WebSocketBehavior } from 'uWebSockets.js';
+import { HANDLERS, type Handler, type HandlerContext } from '../handlers/index.ts';
+import { handlerContextFactory } from './handler-context.ts';
+import { sendError } from '../handlers/send-error.ts';
+import type { DeviceMessageType } from '../protocol/messages.ts';
+import { parseDeviceMessage } from '../protocol/validate.ts';
+import { Connection, type SocketData } from './connection.ts';
+import type { ReplicaServices } from './services.ts';
+
+/** A device that sends this many invalid messages in a row is closed with `too_many_errors`. */
+const MAX_INVALID_IN_A_ROW = 20;
+
+/**
+ * The WebSocket behaviour of the device endpoint: it owns the sockets and bytes, validates every frame
+ * against the protocol schemas and hands valid messages to the handler of their type.
+ */
+export function deviceSocketBehavior(services: ReplicaServices): WebSocketBehavior<SocketData> {
+  const { config, registry, log } = services;
+  let connectionCounter = 0;
+  const contextFor = handlerContextFactory(services);
+
+  return {
+    // Frames up to four times the limit are read and answered with message_too_large, so a device learns
+    // why; uWebSockets.js drops the connection on anything larger without reading it.
+    maxPayloadLength: config.maxPayloadBytes * 4,
+    // uWebSockets.js closes sockets that stay silent this long; devices heartbeat well within it.
+    idleTimeout: Math.min(960, Math.max(config.heartbeatIntervalS * 4, 16)),
+    sendPingsAutomatically: true,
+    maxBackpressure: 256 * 1024,
+    closeOnBackpressureLimit: 0,
+
+    upgrade: (res, req, context) => {
+      if (!services.accepting) {
+        res.writeStatus('503 Service Unavailable').end('replica is shutting down');
+        return;
+      }
+      const data: SocketData = {
+        connectionId: `${config.replicaId}-${++connectionCounter}`,
+        remoteAddress: Buffer.from(res.getRemoteAddressAsText()).toString(),
+      };
+      res.upgrade(
+        data,
+        req.getHeader('sec-websocket-key'),
+        req.getHeader('sec-websocket-protocol'),
+        req.getHeader('sec-websocket-extensions'),
+        context,
+      );
+    },
+
+    open: (ws) => {
+      const data = ws.getUserData();
+      const sessionId = randomUUID();
+      const connLog: Logger = log.child({ connectionId: data.connectionId, sessionId });
+      const connection = new Connection(ws, connLog, sessionId, data.connectionId, config.sendQueueLimit, () =>
+        services.metrics.backpressure(),
+      );
+      data.connection = connection;
+      registry.open.add(connection);
+      services.metrics.connectionOpened();
+      connection.helloTimer = setTimeout(() => {
+        if (connection.session.deviceId === null) {
+          connLog.info({ remoteAddress: data.remoteAddress }, 'no hello in time, closing');
+          connection.close('hello_timeout');
+        }
+      }, config.helloTimeoutMs);
+      connLog.debug({ remoteAddress: data.remoteAddress }, 'connection opened');
+    },
+
+    message: (ws, buffer, isBinary) => {
+      const connection = ws.getUserData().connection;
+      if (!connection) return;
+      const ctx = contextFor(connection);
+      if (isBinary) {
+        rejectInvalid(connection, ctx, 'binary_not_supported');
+        return;
+      }
+      if (buffer.byteLength > config.maxPayloadBytes) {
+        rejectInvalid(connection, ctx, 'message_too_large', `${buffer.byteLength} bytes, limit ${config.maxPayloadBytes}`);
+        return;
+      }
+      // The ArrayBuffer is only valid during this callback, so decode it before anything async.
+      const parsed = parseDeviceMessage(Buffer.from(buffer).toString('utf8'));
+      if (!parsed.ok) {
+        rejectInvalid(connection, ctx, parsed.code, parsed.details);
+        return;
+      }
+      connection.invalidInARow = 0;
+      const message = parsed.message;
+      services.metrics.messagesIn(message.type);
+      const handler = HANDLERS[message.type] as Handler<DeviceMessageType>;
+      void connection
+        .enqueue(async () => {
+          if (message.type !== 'hello' && connection.session.deviceId === null) {
+            sendError(ctx, 'hello_required', `got ${message.type}`);
+            return;
+          }
+          const started = performance.now();
+          await handler(ctx, message);
+          services.metrics.handled(message.type, performance.now() - started);
+        })
+        .catch((err: unknown) => {
+          connection.log.error({ err, type: message.type }, 'handler failed');
+          sendError(ctx, 'internal');
+        });
+    },
+
+    drain: (ws) => {
+      ws.getUserData().connection?.flush();
+    },
+
+    close: (ws, code) => {
+      const connection = ws.getUserData().connection;
+      if (!connection) return;
+      connection.markClosed();
+      registry.open.delete(connection);
+      services.metrics.connectionClosed();
+      const { deviceId, sessionId } = connection.session;
+      connection.log.debug({ code }, 'connection closed');
+      if (deviceId === null) return;
+      registry.unbind(deviceId, connection);
+      services.state.releasePresence(deviceId, sessionId).catch((err: unknown) => {
+        // The lease runs out by itself, so the device still shows offline within the lease time.
+        connection.log.error({ err }, 'failed to release presence');
+      });
+    },
+  };
+
+  function rejectInvalid(connection: Connection, ctx: HandlerContext, code: Parameters<typeof sendError>[1], details?: string) {
+    services.metrics.invalidMessage(code);
+    connection.log.info({ code, details }, 'invalid message from device');
+    sendError(ctx, code, details);
+    connection.invalidInARow += 1;
+    if (connection.invalidInARow >= MAX_INVALID_IN_A_ROW) connection.close('too_many_errors');
+  }
+}

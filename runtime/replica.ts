@@ -1,0 +1,92 @@
+import uWS from 'uWebSockets.js';
+import type { Logger } from 'pino';
+import { PatchBucket } from '../storage/bucket.ts';
+import { Catalog } from '../storage/catalog.ts';
+import { createKeys } from '../storage/keys.ts';
+import { PatchCache } from '../storage/patch-cache.ts';
+import { connectRedis } from '../storage/redis.ts';
+import { StateStore } from '../storage/state-store.ts';
+import { BackgroundWork } from './background.ts';
+import type { Config } from './config.ts';
+import { deviceSocketBehavior } from './device-socket.ts';
+import { ReplicaEvents } from './events.ts';
+import { handlerContextFactory } from './handler-context.ts';
+import { registerHttpRoutes } from './http-routes.ts';
+import { ReplicaMetrics } from './metrics.ts';
+import { ConnectionRegistry } from './registry.ts';
+import type { ReplicaServices } from './services.ts';
+import { loadNativeUws } from './uws.ts';
+
+export interface Replica {
+  readonly port: number;
+  readonly services: ReplicaServices;
+  /** Stops accepting, closes every device with `going_away` and releases Redis; resolves when done. */
+  stop(): Promise<void>;
+}
+
+export const DEVICE_PATH = '/device';
+
+/** Starts one replica: the device WebSocket endpoint, the probes and the background work. */
+export async function startReplica(config: Config, log: Logger): Promise<Replica> {
+  const native = loadNativeUws();
+  const redis = connectRedis(config.redisUrl, `fleet:${config.replicaId}`);
+  const subscriber = connectRedis(config.redisUrl, `fleet:${config.replicaId}:events`);
+  const keys = createKeys(config.keyPrefix);
+  const state = new StateStore(redis, keys);
+  const bucket = new PatchBucket(config.s3);
+  const services: ReplicaServices = {
+    config,
+    log,
+    redis,
+    state,
+    bucket,
+    catalog: new Catalog(state, bucket, log.child({ component: 'catalog' })),
+    patches: new PatchCache(state),
+    registry: new ConnectionRegistry(),
+    events: new ReplicaEvents(redis, subscriber, keys.events, log.child({ component: 'events' })),
+    metrics: new ReplicaMetrics(),
+    accepting: true,
+    ready: false,
+  };
+
+  const background = new BackgroundWork(services, handlerContextFactory(services));
+  await services.events.subscribe(
+    (event) => background.onEvent(event),
+    () => background.fanOut(),
+  );
+
+  const app = native.App();
+  app.ws(DEVICE_PATH, deviceSocketBehavior(services));
+  registerHttpRoutes(app, services);
+
+  const listenSocket = await new Promise<uWS.us_listen_socket>((resolve, reject) => {
+    app.listen(config.host, config.port, (socket) => {
+      if (socket) resolve(socket);
+      else reject(new Error(`cannot listen on ${config.host}:${config.port}: the port is taken or not allowed`));
+    });
+  });
+  const port = native.us_socket_local_port(listenSocket as unknown as uWS.us_socket);
+  background.start();
+  log.info({ host: config.host, port, replica: config.replicaId }, 'replica listening');
+
+  let stopping: Promise<void> | null = null;
+  return {
+    port,
+    services,
+    stop() {
+      stopping ??= (async () => {
+        services.accepting = false;
+        services.ready = false;
+        background.stop();
+        native.us_listen_socket_close(listenSocket);
+        for (const connection of [...services.registry.open]) connection.close('going_away');
+        // Let the close frames and the presence releases reach their peers before Redis goes.
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        await Promise.allSettled([redis.quit(), subscriber.quit()]);
+        bucket.destroy();
+        log.info('replica stopped');
+      })();
+      return stopping;
+    },
+  };
+}

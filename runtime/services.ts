@@ -1,0 +1,28 @@
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { PatchBucket } from '../storage/bucket.ts';
+import type { Catalog } from '../storage/catalog.ts';
+import type { PatchCache } from '../storage/patch-cache.ts';
+import type { StateStore } from '../storage/state-store.ts';
+import type { Config } from './config.ts';
+import type { ReplicaEvents } from './events.ts';
+import type { ReplicaMetrics } from './metrics.ts';
+import type { ConnectionRegistry } from './registry.ts';
+
+/** What the parts of one replica share. Built once in replica.ts. */
+export interface ReplicaServices {
+  config: Config;
+  log: Logger;
+  redis: Redis;
+  state: StateStore;
+  bucket: PatchBucket;
+  catalog: Catalog;
+  patches: PatchCache;
+  registry: ConnectionRegistry;
+  events: ReplicaEvents;
+  metrics: ReplicaMetrics;
+  /** False once shutdown began: new upgrades get 503. */
+  accepting: boolean;
+  /** Last result of the dependency check behind /readyz. */
+  ready: boolean;
+}

@@ -1,0 +1,103 @@
+import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import test, { type ExecutionContext } from 'ava';
+import { pino } from 'pino';
+import { startLocalS3, type LocalS3 } from '../../local/s3-server.ts';
+import { loadConfig, type Config } from '../../runtime/config.ts';
+import { DEVICE_PATH, startReplica, type Replica } from '../../runtime/replica.ts';
+import { PatchBucket } from '../../storage/bucket.ts';
+import { Catalog } from '../../storage/catalog.ts';
+import { createKeys } from '../../storage/keys.ts';
+import { connectRedis } from '../../storage/redis.ts';
+import { StateStore } from '../../storage/state-store.ts';
+
+export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+let sharedS3: Promise<LocalS3> | null = null;
+
+test.after.always(async () => {
+  if (sharedS3) await (await sharedS3).stop();
+});
+
+/** One S3-compatible server per test process; tests isolate themselves with a bucket each. */
+export function localS3(): Promise<LocalS3> {
+  sharedS3 ??= startLocalS3();
+  return sharedS3;
+}
+
+export function uniqueName(kind: string): string {
+  return `${kind}-${randomBytes(5).toString('hex')}`;
+}
+
+export interface TestBackend {
+  config: Config;
+  replica: Replica;
+  url: string;
+  baseUrl: string;
+  state: StateStore;
+  bucket: PatchBucket;
+  catalog: Catalog;
+  /** Uploads `bytes` as a patch through the same path as `fleet patch upload`. */
+  upload(patchId: string, bytes: Buffer): Promise<string>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts a real replica on a free port with its own Redis key prefix and its own bucket, and stops it when
+ * the test ends. `env` overrides configuration variables.
+ */
+export async function startBackend(t: ExecutionContext, env: Record<string, string> = {}): Promise<TestBackend> {
+  const s3 = await localS3();
+  const prefix = `test:${uniqueName('fleet')}:`;
+  const bucketName = uniqueName('patches');
+  const config = loadConfig({
+    REDIS_URL,
+    S3_ENDPOINT: s3.endpoint,
+    S3_BUCKET: bucketName,
+    S3_ACCESS_KEY: s3.accessKey,
+    S3_SECRET_KEY: s3.secretKey,
+    FLEET_KEY_PREFIX: prefix,
+    FLEET_HOST: '127.0.0.1',
+    FLEET_PORT: '0',
+    FLEET_REPLICA_ID: uniqueName('replica'),
+    FLEET_CATALOG_POLL_MS: '200',
+    FLEET_BUCKET_SCAN_MS: '300',
+    FLEET_SWEEP_INTERVAL_MS: '200',
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    ...env,
+  });
+  const bucket = new PatchBucket(config.s3);
+  await bucket.ensureBucket();
+  const log = pino({ level: config.logLevel });
+  const replica = await startReplica(config, log);
+  const redis = connectRedis(config.redisUrl, 'test-observer');
+  const state = new StateStore(redis, createKeys(prefix));
+  const catalog = new Catalog(state, bucket, log);
+
+  let stopped = false;
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    await replica.stop();
+    const keys = await redis.keys(`${prefix}*`);
+    if (keys.length > 0) await redis.del(...keys);
+    redis.disconnect();
+    bucket.destroy();
+  };
+  t.teardown(stop);
+
+  return {
+    config,
+    replica,
+    url: `ws://127.0.0.1:${replica.port}${DEVICE_PATH}`,
+    baseUrl: `http://127.0.0.1:${replica.port}`,
+    state,
+    bucket,
+    catalog,
+    async upload(patchId, bytes) {
+      const { sha256 } = await catalog.upload(patchId, Readable.from([bytes]), bytes.length);
+      return sha256;
+    },
+    stop,
+  };
+}

@@ -1,0 +1,72 @@
+import WebSocket from 'ws';
+import type { ServerMessage } from '../../protocol/messages.ts';
+
+/**
+ * A bare WebSocket device for protocol tests: sends whatever the test gives it, raw or as JSON, and lets the
+ * test wait for the next server message of a type. Unlike the simulator it does nothing by itself.
+ */
+export class RawDevice {
+  readonly received: ServerMessage[] = [];
+  readonly closed: Promise<{ code: number; reason: string }>;
+  private waiters: { type: string; resolve: (m: ServerMessage) => void }[] = [];
+  private cursor = new Map<string, number>();
+
+  private constructor(readonly socket: WebSocket) {
+    socket.on('message', (data) => {
+      const message = JSON.parse(data.toString()) as ServerMessage;
+      this.received.push(message);
+      this.waiters = this.waiters.filter((w) => {
+        if (w.type !== message.type) return true;
+        this.take(w.type);
+        w.resolve(message);
+        return false;
+      });
+    });
+    this.closed = new Promise((resolve) => {
+      socket.on('close', (code, reason) => resolve({ code, reason: reason.toString() }));
+    });
+  }
+
+  static async connect(url: string): Promise<RawDevice> {
+    const socket = new WebSocket(url);
+    await new Promise<void>((resolve, reject) => {
+      socket.once('open', () => resolve());
+      socket.once('error', reject);
+    });
+    return new RawDevice(socket);
+  }
+
+  send(message: unknown): void {
+    this.socket.send(JSON.stringify(message));
+  }
+
+  sendRaw(data: string | Buffer, binary = false): void {
+    this.socket.send(data, { binary });
+  }
+
+  hello(deviceId: string, patches: string[] = []): void {
+    this.send({ type: 'hello', protocol: 1, deviceId, model: 'test-cam', firmware: '1.0.0', patches });
+  }
+
+  /** Returns the next message of `type` that the test has not taken yet, waiting for it if needed. */
+  next<T extends ServerMessage['type']>(type: T): Promise<Extract<ServerMessage, { type: T }>> {
+    const index = this.cursor.get(type) ?? 0;
+    const seen = this.received.filter((m) => m.type === type);
+    const ready = seen[index];
+    if (ready) {
+      this.take(type);
+      return Promise.resolve(ready as Extract<ServerMessage, { type: T }>);
+    }
+    return new Promise((resolve) => {
+      this.waiters.push({ type, resolve: resolve as (m: ServerMessage) => void });
+    });
+  }
+
+  private take(type: string): void {
+    this.cursor.set(type, (this.cursor.get(type) ?? 0) + 1);
+  }
+
+  close(): void {
+    this.socket.close();
+  }
+}
