@@ -104,10 +104,13 @@ export class FleetCounters {
     return recorder !== undefined;
   }
 
-  /** Counts a camera that began connecting, with the patches it had applied before the run. */
-  recordStarted(appliedBefore: readonly string[]): void {
+  recordStarted(): void {
     this.totals.started += 1;
-    for (const patchId of appliedBefore) increment(this.totals.applied, patchId);
+  }
+
+  /** Counts patches a camera had applied before the run. */
+  recordAppliedBefore(patchIds: readonly string[]): void {
+    for (const patchId of patchIds) increment(this.totals.applied, patchId);
   }
 
   snapshot(): FleetStats {
