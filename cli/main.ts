@@ -1,14 +1,58 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
+import { listDevices } from './devices.ts';
+import { listPatches, uploadPatch } from './patch.ts';
 import { serve } from './serve.ts';
+import { showStatus } from './status.ts';
+import { CliError, EXIT } from './storage-access.ts';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
-const program = new Command('fleet').description('Keep a fleet of cameras connected, known and up to date.');
+const program = new Command('fleet')
+  .description('Keep a fleet of cameras connected, known and up to date.')
+  .showHelpAfterError();
 
 program
   .command('serve')
   .description('run one backend replica (configuration from environment variables, see docs/configuration.md)')
   .action(serve);
 
-await program.parseAsync();
+const patch = program.command('patch').description('manage the patch catalog');
+patch
+  .command('upload')
+  .description('upload a patch file to the bucket and release it to every device')
+  .argument('<file>', 'patch file to upload')
+  .option('--id <id>', 'patch id and object key (default: the file name)')
+  .option('--name <name>', 'human-readable name shown to operators (default: the id)')
+  .option('--json', 'print one JSON object instead of text')
+  .action(uploadPatch);
+patch
+  .command('list')
+  .description('list the catalog in release order')
+  .option('--json', 'print JSON instead of a table')
+  .action(listPatches);
+
+program
+  .command('devices')
+  .description('list known devices: id, online, last seen, patches applied')
+  .option('--online', 'only devices that are online now')
+  .option('--limit <n>', 'list at most n devices')
+  .option('--json', 'print JSON instead of a table')
+  .action(listDevices);
+
+program
+  .command('status')
+  .description('show, per patch, how many devices are in each update state')
+  .option('--json', 'print JSON instead of text')
+  .action(showStatus);
+
+try {
+  await program.parseAsync();
+} catch (err) {
+  if (err instanceof CliError) {
+    process.stderr.write(`fleet: ${err.message}\n`);
+    process.exit(err.exitCode);
+  }
+  process.stderr.write(`fleet: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(EXIT.failure);
+}

@@ -1,6 +1,7 @@
 -- Applies a state a device reported for one attempt of one patch. Idempotent: a duplicate or late report
 -- never moves a state backwards and never counts twice.
---   * an older attempt, or a rank at or below the current one, changes nothing: 'duplicate' or 'stale';
+--   * an older attempt, or a rank at or below the current one, changes no state: 'stale' or 'duplicate'
+--     (a duplicate of an unfinished attempt still pushes its deadline out);
 --   * a terminal state clears the in-flight record; 'applied' also adds the patch to the device's set;
 --   * a late 'applied' or 'failed' after the server timed the attempt out is still recorded, because the
 --     device is the ground truth for what it installed.
@@ -21,6 +22,8 @@ end
 
 local late_result = state == 'timed_out' and (new_state == 'applied' or new_state == 'failed')
 if not late_result and RANK[new_state] <= RANK[state] then
+  -- A repeated stage (say, download progress with more bytes) still shows the device is alive.
+  if RANK[state] < 5 then redis.call('ZADD', k_in_flight(), 'XX', now + timeout_ms, device_id) end
   return { 'duplicate', state, current_attempt }
 end
 
