@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
+import { runDemo } from './demo.ts';
 import { listDevices } from './devices.ts';
 import { listPatches, uploadPatch } from './patch.ts';
 import { serve } from './serve.ts';
@@ -45,6 +46,18 @@ program
   .description('show, per patch, how many devices are in each update state')
   .option('--json', 'print JSON instead of text')
   .action(showStatus);
+
+program
+  .command('demo')
+  .description('run the main job on this machine: Redis, S3 store, a replica, simulated cameras, two patches')
+  .option('--devices <n>', 'number of simulated cameras', '200')
+  .option('--patch-mb <mb>', 'size of the first patch in MiB; the second is 25% larger', '3')
+  .option('--failure-rate <fraction>', 'fraction of cameras that fail every apply', '0')
+  .option('--disconnect-rate <fraction>', 'probability per attempt that a camera drops mid-download', '0')
+  .option('--stall-timeout <seconds>', 'end the demo when no camera applies anything for this long', '60')
+  .option('--keep-running', 'leave everything running after the report, until Ctrl-C')
+  .option('--json', 'print a JSON summary as the last line of stdout')
+  .action(runDemo);
 
 try {
   await program.parseAsync();

@@ -83,6 +83,7 @@ async function waitForRedis(url: string, child: ChildProcess): Promise<void> {
   for (let tries = 0; tries < 100; tries++) {
     if (child.exitCode !== null) throw new Error(`redis-server exited with code ${child.exitCode}: ${stderr.trim()}`);
     const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    probe.on('error', () => undefined); // connect() rejects with the same error; retried below.
     try {
       await probe.connect();
       await probe.ping();

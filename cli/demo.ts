@@ -1,0 +1,221 @@
+import { randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { startBackendProcess, type BackendProcess } from '../local/backend-process.ts';
+import { startLocalRedis, type LocalRedis } from '../local/redis-server.ts';
+import { startLocalS3, type LocalS3 } from '../local/s3-server.ts';
+import { SimulatedFleet } from '../simulator/index.ts';
+import { PatchBucket } from '../storage/bucket.ts';
+import { Catalog } from '../storage/catalog.ts';
+import { createKeys } from '../storage/keys.ts';
+import { connectRedis } from '../storage/redis.ts';
+import { StateStore } from '../storage/state-store.ts';
+import { summarizeFleet, type FleetSummary } from '../storage/summary.ts';
+import { LiveProgress } from './demo-progress.ts';
+import { bytes, table } from './format.ts';
+import { CliError, EXIT } from './storage-access.ts';
+
+export interface DemoOptions {
+  devices: string;
+  patchMb: string;
+  json?: boolean;
+  keepRunning?: boolean;
+  failureRate: string;
+  disconnectRate: string;
+  stallTimeout: string;
+}
+
+interface DemoSummary {
+  devices: number;
+  patches: number;
+  applied: number;
+  failed: number;
+  durationMs: number;
+  duplicates: number;
+  inFlightAtEnd: number;
+  resumedDownloads: number;
+  replicas: number;
+  perPatch: { id: string; applied: number; failed: number }[];
+}
+
+function positive(name: string, value: string, integer: boolean): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) {
+    throw new CliError(`invalid --${name} ${JSON.stringify(value)}: expected a positive ${integer ? 'whole ' : ''}number`, EXIT.usage);
+  }
+  return n;
+}
+
+function fraction(name: string, value: string): number {
+  const n = Number(value);
+  if (!(n >= 0 && n <= 1)) throw new CliError(`invalid --${name} ${JSON.stringify(value)}: expected 0 to 1`, EXIT.usage);
+  return n;
+}
+
+/**
+ * `fleet demo`: the main job on one machine. Starts Redis and an S3-compatible store when none is configured,
+ * one backend replica and a simulated fleet, releases two real patch files, shows live progress and ends
+ * with a report. Exit code 0 only when every camera applied every patch; 5 when some did not.
+ */
+export async function runDemo(options: DemoOptions): Promise<void> {
+  const deviceCount = positive('devices', options.devices, true);
+  const patchBytes = Math.round(positive('patch-mb', options.patchMb, false) * 1024 * 1024);
+  const failureRate = fraction('failure-rate', options.failureRate);
+  const disconnectRate = fraction('disconnect-rate', options.disconnectRate);
+  const stallMs = positive('stall-timeout', options.stallTimeout, false) * 1000;
+  const progress = new LiveProgress();
+  const cleanups: (() => Promise<void>)[] = [];
+  const cleanup = async () => {
+    for (const step of cleanups.reverse()) await step().catch(() => undefined);
+    cleanups.length = 0;
+  };
+  const onSignal = () => {
+    progress.message('interrupted, stopping what the demo started');
+    void cleanup().then(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+
+  try {
+    const workDir = await mkdtemp(join(tmpdir(), 'fleet-demo-'));
+    // The work folder holds the backend log; it stays when the demo did not succeed.
+    cleanups.push(() =>
+      options.keepRunning || process.exitCode ? Promise.resolve() : rm(workDir, { recursive: true, force: true }),
+    );
+
+    let redisUrl = process.env.REDIS_URL;
+    if (!redisUrl) {
+      const redis: LocalRedis = await startLocalRedis();
+      cleanups.push(() => redis.stop());
+      redisUrl = redis.url;
+      progress.message(`started redis-server on ${redis.url} (pid ${redis.pid})`);
+    }
+    let s3Env: Record<string, string>;
+    if (process.env.S3_ENDPOINT) {
+      s3Env = {};
+    } else {
+      const s3: LocalS3 = await startLocalS3();
+      cleanups.push(() => s3.stop());
+      s3Env = { S3_ENDPOINT: s3.endpoint, S3_ACCESS_KEY: s3.accessKey, S3_SECRET_KEY: s3.secretKey };
+      progress.message(`started S3-compatible store on ${s3.endpoint}`);
+    }
+    const prefix = process.env.FLEET_KEY_PREFIX ?? `demo-${randomBytes(3).toString('hex')}:`;
+    const env: Record<string, string> = {
+      REDIS_URL: redisUrl,
+      FLEET_KEY_PREFIX: prefix,
+      S3_BUCKET: process.env.S3_BUCKET ?? 'fleet-demo',
+      FLEET_REPLICA_ID: 'demo-replica-1',
+      ...s3Env,
+    };
+    const merged = { ...process.env, ...env };
+    const bucket = new PatchBucket({
+      endpoint: merged.S3_ENDPOINT ?? '',
+      publicEndpoint: merged.S3_PUBLIC_ENDPOINT ?? merged.S3_ENDPOINT ?? '',
+      region: merged.S3_REGION ?? 'us-east-1',
+      bucket: env.S3_BUCKET ?? 'fleet-demo',
+      accessKey: merged.S3_ACCESS_KEY ?? '',
+      secretKey: merged.S3_SECRET_KEY ?? '',
+    });
+    cleanups.push(async () => bucket.destroy());
+    await bucket.ensureBucket();
+
+    const logFile = join(workDir, 'backend.log');
+    const backend: BackendProcess = await startBackendProcess(env, logFile);
+    cleanups.push(() => backend.stop());
+    progress.message(`backend replica on ${backend.baseUrl} (pid ${backend.pid}), log in ${logFile}`);
+
+    const redis = connectRedis(redisUrl, 'fleet-demo');
+    cleanups.push(async () => redis.disconnect());
+    const state = new StateStore(redis, createKeys(prefix));
+    const catalog = new Catalog(state, bucket, pino({ level: 'silent' }));
+
+    const fleet = new SimulatedFleet({ url: backend.url, count: deviceCount, failureRate, disconnectRate });
+    cleanups.push(() => fleet.stop());
+    progress.message(`starting ${deviceCount} simulated cameras`);
+    await fleet.start();
+    await fleet.waitFor((s) => s.online === s.total);
+
+    const started = performance.now();
+    const patchIds: string[] = [];
+    for (const [index, size] of [patchBytes, Math.round(patchBytes * 1.25)].entries()) {
+      const id = `demo-patch-${index + 1}-${randomBytes(3).toString('hex')}.bin`;
+      const file = join(workDir, id);
+      await writeFile(file, randomBytes(size));
+      const { sha256 } = await catalog.upload(id, createReadStream(file), size);
+      patchIds.push(id);
+      progress.message(`released ${id} (${bytes(size)}, sha256 ${sha256.slice(0, 16)}…)`);
+    }
+
+    let summary: FleetSummary = await summarizeFleet(state);
+    let lastChange = performance.now();
+    let lastApplied = -1;
+    for (;;) {
+      summary = await summarizeFleet(state);
+      progress.show(summary, performance.now() - started);
+      const applied = summary.patches.reduce((sum, p) => sum + (p.counts.applied ?? 0), 0);
+      if (applied !== lastApplied) {
+        lastApplied = applied;
+        lastChange = performance.now();
+      }
+      const stats = fleet.stats();
+      const allApplied = patchIds.every((id) => (stats.applied[id] ?? 0) === deviceCount);
+      if (allApplied && summary.inFlight === 0 && applied === deviceCount * patchIds.length) break;
+      const settled = summary.inFlight === 0 && performance.now() - lastChange > 3000;
+      if (settled || performance.now() - lastChange > stallMs) break;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+    const durationMs = Math.round(performance.now() - started);
+    const stats = fleet.stats();
+    const report: DemoSummary = {
+      devices: deviceCount,
+      patches: patchIds.length,
+      applied: 0,
+      failed: 0,
+      durationMs,
+      duplicates: stats.duplicates,
+      inFlightAtEnd: summary.inFlight,
+      resumedDownloads: stats.resumedDownloads,
+      replicas: 1,
+      perPatch: [],
+    };
+    for (const id of patchIds) {
+      const counts = summary.patches.find((p) => p.id === id)?.counts ?? {};
+      const applied = counts.applied ?? 0;
+      const failed = (counts.failed ?? 0) + (counts.timed_out ?? 0);
+      report.applied += applied;
+      report.failed += failed;
+      report.perPatch.push({ id, applied, failed });
+    }
+    printReport(report);
+    if (options.keepRunning) {
+      progress.message(
+        `\nkeeping everything running; press Ctrl-C to stop. To use the CLI against it:\n` +
+          Object.entries(env).map(([k, v]) => `  export ${k}=${v}`).join('\n'),
+      );
+      process.removeListener('SIGINT', onSignal);
+      await new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
+    }
+    if (options.json) process.stdout.write(`${JSON.stringify(report)}\n`);
+    const ok = report.applied === deviceCount * patchIds.length && report.duplicates === 0;
+    if (!ok) process.exitCode = EXIT.incomplete;
+  } finally {
+    await cleanup();
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+  }
+}
+
+function printReport(report: DemoSummary): void {
+  const rows = report.perPatch.map((p) => [p.id, p.applied, p.failed]);
+  const text = [
+    '',
+    `devices ${report.devices}, patches ${report.patches}, took ${(report.durationMs / 1000).toFixed(1)}s`,
+    table(['PATCH', 'APPLIED', 'FAILED'], rows),
+    `applied ${report.applied}, failed ${report.failed}, duplicates ${report.duplicates}, ` +
+      `in flight at end ${report.inFlightAtEnd}, resumed downloads ${report.resumedDownloads}`,
+  ].join('\n');
+  process.stderr.write(`${text}\n`);
+}

@@ -1,0 +1,75 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { freePort } from './redis-server.ts';
+
+export interface BackendProcess {
+  port: number;
+  pid: number;
+  url: string;
+  baseUrl: string;
+  process: ChildProcess;
+  /** Sends SIGTERM and waits for the exit. */
+  stop(): Promise<void>;
+  /** Sends SIGKILL and waits for the exit. */
+  kill(): Promise<void>;
+}
+
+const cliEntry = fileURLToPath(new URL('../cli/main.ts', import.meta.url));
+
+/**
+ * Starts `fleet serve` as a child process on a free loopback port and waits until /readyz answers 200.
+ * Its JSON log lines go to `logFile`.
+ */
+export async function startBackendProcess(env: Record<string, string>, logFile: string): Promise<BackendProcess> {
+  const port = await freePort();
+  const runningFromSource = cliEntry.endsWith('.ts');
+  const args = runningFromSource ? ['--import', 'tsx', cliEntry, 'serve'] : [cliEntry.replace(/\.ts$/, '.js'), 'serve'];
+  const log = createWriteStream(logFile, { flags: 'a' });
+  const child = spawn(process.execPath, args, {
+    env: {
+      ...process.env,
+      ...env,
+      FLEET_HOST: '127.0.0.1',
+      FLEET_PORT: String(port),
+      LOG_FORMAT: 'json',
+      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout?.pipe(log);
+  child.stderr?.pipe(log);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const baseUrl = `http://127.0.0.1:${port}`;
+  await waitReady(baseUrl, child, logFile);
+  const signal = async (name: NodeJS.Signals) => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(name);
+    await exited;
+  };
+  return {
+    port,
+    pid: child.pid ?? 0,
+    url: `ws://127.0.0.1:${port}/device`,
+    baseUrl,
+    process: child,
+    stop: () => signal('SIGTERM'),
+    kill: () => signal('SIGKILL'),
+  };
+}
+
+async function waitReady(baseUrl: string, child: ChildProcess, logFile: string): Promise<void> {
+  for (let tries = 0; tries < 300; tries++) {
+    if (child.exitCode !== null) {
+      throw new Error(`the backend exited with code ${child.exitCode} before it was ready; see ${logFile}`);
+    }
+    try {
+      const response = await fetch(`${baseUrl}/readyz`);
+      if (response.status === 200) return;
+    } catch {
+      // Not listening yet.
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  child.kill('SIGKILL');
+  throw new Error(`the backend was not ready within 30 s; see ${logFile}`);
+}
