@@ -15,7 +15,14 @@ export async function serve(): Promise<void> {
     throw err;
   }
   const log = createLogger(config.logLevel);
-  const replica = await startReplica(config, log);
+  let replica;
+  try {
+    replica = await startReplica(config, log);
+  } catch (err) {
+    log.fatal({ err }, 'replica failed to start');
+    process.stderr.write(`fleet serve: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
   const shutdown = (signal: string) => {
     log.info({ signal }, 'shutting down');
     replica.stop().then(
