@@ -4,6 +4,7 @@ import { runDemo } from './demo.ts';
 import { listDevices } from './devices.ts';
 import { listPatches, uploadPatch } from './patch.ts';
 import { serve } from './serve.ts';
+import { runDevice, simulateFleet } from './simulate.ts';
 import { showStatus } from './status.ts';
 import { CliError, EXIT } from './storage-access.ts';
 
@@ -46,6 +47,29 @@ program
   .description('show, per patch, how many devices are in each update state')
   .option('--json', 'print JSON instead of text')
   .action(showStatus);
+
+function withCameraOptions(command: Command): Command {
+  return command
+    .option('--url <url>', 'device endpoint of a replica', process.env.FLEET_DEVICE_URL ?? 'ws://127.0.0.1:8080/device')
+    .option('--failure-rate <fraction>', 'fraction of cameras whose every apply fails', '0')
+    .option('--flaky-rate <fraction>', 'probability per attempt that an apply fails', '0')
+    .option('--disconnect-rate <fraction>', 'probability per attempt of a drop mid-download', '0')
+    .option('--download-kbps <KiB/s>', 'download speed limit per camera in KiB/s; 0 for none', '0')
+    .option('--apply-ms <ms>', 'mean time to apply a patch in milliseconds', '300');
+}
+
+withCameraOptions(program.command('device'))
+  .description('play one camera; its applied patches persist in a state file across restarts')
+  .argument('<id>', 'device id')
+  .option('--state <file>', 'state file (default: .fleet/<id>.json)')
+  .action(runDevice);
+
+withCameraOptions(program.command('simulate'))
+  .description('play many cameras in this process until Ctrl-C')
+  .option('--devices <n>', 'number of cameras', '100')
+  .option('--prefix <prefix>', 'device id prefix', 'cam_')
+  .option('--json', 'print the final totals as JSON')
+  .action(simulateFleet);
 
 program
   .command('demo')

@@ -1,0 +1,79 @@
+import { pino } from 'pino';
+import { SimulatedCamera, SimulatedFleet } from '../simulator/index.ts';
+import { CliError, EXIT } from './storage-access.ts';
+
+export interface SimulateOptions {
+  url: string;
+  devices: string;
+  prefix: string;
+  failureRate: string;
+  flakyRate: string;
+  disconnectRate: string;
+  downloadKbps: string;
+  applyMs: string;
+  json?: boolean;
+}
+
+function number(name: string, value: string, min: number, max = Infinity): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < min || n > max) {
+    throw new CliError(`invalid --${name} ${JSON.stringify(value)}: expected a number from ${min} to ${max}`, EXIT.usage);
+  }
+  return n;
+}
+
+function behaviour(options: Omit<SimulateOptions, 'devices' | 'prefix' | 'json' | 'url'>) {
+  return {
+    failureRate: number('failure-rate', options.failureRate, 0, 1),
+    flakyRate: number('flaky-rate', options.flakyRate, 0, 1),
+    disconnectRate: number('disconnect-rate', options.disconnectRate, 0, 1),
+    downloadBytesPerSecond: number('download-kbps', options.downloadKbps, 0) * 1024,
+    applyMs: number('apply-ms', options.applyMs, 0),
+  };
+}
+
+function untilInterrupted(): Promise<void> {
+  return new Promise((resolve) => {
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+  });
+}
+
+/** `fleet simulate --devices N`: plays N cameras in this process until Ctrl-C, printing totals. */
+export async function simulateFleet(options: SimulateOptions): Promise<void> {
+  const count = number('devices', options.devices, 1, 100_000);
+  const fleet = new SimulatedFleet({ url: options.url, count, prefix: options.prefix, ...behaviour(options) });
+  const interrupted = untilInterrupted();
+  await fleet.start();
+  const timer = setInterval(() => {
+    const s = fleet.stats();
+    const applied = Object.entries(s.applied).map(([id, n]) => `${id} ${n}`).join('  ') || '-';
+    process.stderr.write(`online ${s.online}/${s.total}  reconnects ${s.reconnects}  applied: ${applied}\n`);
+  }, 2000);
+  await interrupted;
+  clearInterval(timer);
+  await fleet.stop();
+  if (options.json) process.stdout.write(`${JSON.stringify(fleet.stats())}\n`);
+}
+
+/** `fleet device ID`: plays one camera, keeping its applied patches in a state file across restarts. */
+export async function runDevice(deviceId: string, options: SimulateOptions & { state?: string }): Promise<void> {
+  const stateFile = options.state ?? `.fleet/${deviceId}.json`;
+  const logger = pino({ level: 'info' });
+  const camera = new SimulatedCamera({ url: options.url, deviceId, stateFile, logger, ...behaviour(options) });
+  camera.on('connected', (e) => logger.info({ sessionId: e.sessionId }, 'connected'));
+  camera.on('applied', (e) => logger.info({ patchId: e.patchId, attempt: e.attempt }, 'patch applied'));
+  camera.on('failed', (e) => logger.warn({ patchId: e.patchId, reason: e.reason }, 'patch failed'));
+  camera.on('disconnected', (e) => logger.info({ code: e.code, reconnectInMs: e.reconnectInMs }, 'disconnected'));
+  camera.on('stopped', (e) => {
+    if (e.closeCode !== null) {
+      logger.error({ code: e.closeCode }, 'server told the camera not to reconnect');
+      process.exitCode = EXIT.failure;
+    }
+  });
+  const interrupted = untilInterrupted();
+  await camera.start();
+  logger.info({ deviceId, stateFile, applied: camera.appliedPatches }, 'camera started; Ctrl-C stops it');
+  await interrupted;
+  await camera.stop();
+}
