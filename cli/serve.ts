@@ -24,7 +24,12 @@ export async function serve(): Promise<void> {
     process.exit(1);
   }
   const shutdown = (signal: string) => {
-    log.info({ signal }, 'shutting down');
+    log.info({ signal, drainMs: config.drainMs, timeoutMs: config.shutdownTimeoutMs }, 'shutting down');
+    // The hard limit stays below the pod's grace period, so the replica exits on its own terms.
+    setTimeout(() => {
+      log.error({ timeoutMs: config.shutdownTimeoutMs }, 'shutdown timed out, exiting');
+      process.exit(1);
+    }, config.shutdownTimeoutMs).unref();
     replica.stop().then(
       () => process.exit(0),
       (err: unknown) => {

@@ -54,6 +54,7 @@ export async function simulateFleet(options: SimulateOptions): Promise<void> {
   clearInterval(timer);
   await fleet.stop();
   if (options.json) process.stdout.write(`${JSON.stringify(fleet.stats())}\n`);
+  process.exit();
 }
 
 /** `fleet device ID`: plays one camera, keeping its applied patches in a state file across restarts. */
@@ -76,4 +77,7 @@ export async function runDevice(deviceId: string, options: SimulateOptions & { s
   logger.info({ deviceId, stateFile, applied: camera.appliedPatches }, 'camera started; Ctrl-C stops it');
   await interrupted;
   await camera.stop();
+  // Downloads cut short by the stop may leave sockets in the HTTP client's pool; they must not keep the
+  // process alive once the camera is gone.
+  process.exit();
 }

@@ -7,6 +7,7 @@ import type { HandlerContext } from '../handlers/context.ts';
 
 /** Devices timed out per sweep call; a larger backlog is worked off over the following sweeps. */
 const SWEEP_BATCH = 500;
+const READY_CHECK_MS = 1000;
 
 type ContextFactory = (connection: Connection) => HandlerContext;
 
@@ -30,10 +31,10 @@ export class BackgroundWork {
 
   start(): void {
     const { config } = this.services;
-    this.every(config.catalogPollMs, () => this.pollCatalog());
-    this.every(config.sweepIntervalMs, () => this.sweep());
-    this.every(config.bucketScanMs, () => this.scanBucket());
-    this.every(2000, () => this.checkReady());
+    this.every('catalog poll', config.catalogPollMs, () => this.pollCatalog());
+    this.every('in-flight sweep', config.sweepIntervalMs, () => this.sweep());
+    this.every('bucket scan', config.bucketScanMs, () => this.scanBucket());
+    this.every('ready check', READY_CHECK_MS, () => this.checkReady());
     void this.checkReady();
   }
 
@@ -97,13 +98,27 @@ export class BackgroundWork {
       });
   }
 
-  private every(ms: number, work: () => Promise<void>): void {
+  /**
+   * Runs `work` every `ms`, never two at once. A loop that keeps failing (Redis down, say) logs its first
+   * failure, then one in every 60, and says when it recovers, so an outage does not flood the log.
+   */
+  private every(name: string, ms: number, work: () => Promise<void>): void {
     let busy = false;
+    let failures = 0;
     const timer = setInterval(() => {
       if (busy || this.stopped) return;
       busy = true;
       work()
-        .catch((err: unknown) => this.services.log.error({ err, loop: work.name }, 'background work failed'))
+        .then(() => {
+          if (failures > 0) this.services.log.info({ loop: name, failures }, 'background work recovered');
+          failures = 0;
+        })
+        .catch((err: unknown) => {
+          if (failures % 60 === 0) {
+            this.services.log.error({ err, loop: name, failures: failures + 1 }, 'background work failed');
+          }
+          failures += 1;
+        })
         .finally(() => {
           busy = false;
         });

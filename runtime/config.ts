@@ -27,6 +27,8 @@ export interface Config {
   bucketScanMs: number;
   sweepIntervalMs: number;
   sendQueueLimit: number;
+  drainMs: number;
+  shutdownTimeoutMs: number;
 }
 
 export class ConfigError extends Error {
@@ -86,6 +88,11 @@ export function loadConfig(env: Env = process.env): Config {
   if (presenceLeaseMs <= heartbeatIntervalS * 1000) {
     throw new ConfigError('FLEET_PRESENCE_LEASE_MS', 'must be longer than the heartbeat interval');
   }
+  const drainMs = integer(env, 'FLEET_DRAIN_MS', 10_000, 0, 600_000);
+  const shutdownTimeoutMs = integer(env, 'FLEET_SHUTDOWN_TIMEOUT_MS', 25_000, 1000, 3_600_000);
+  if (shutdownTimeoutMs <= drainMs) {
+    throw new ConfigError('FLEET_SHUTDOWN_TIMEOUT_MS', `must be longer than FLEET_DRAIN_MS (${drainMs} ms)`);
+  }
   return {
     redisUrl: url(env, 'REDIS_URL', 'redis://127.0.0.1:6379', ['redis:', 'rediss:']),
     keyPrefix,
@@ -112,5 +119,7 @@ export function loadConfig(env: Env = process.env): Config {
     bucketScanMs: integer(env, 'FLEET_BUCKET_SCAN_MS', 2000, 100, 3_600_000),
     sweepIntervalMs: integer(env, 'FLEET_SWEEP_INTERVAL_MS', 1000, 50, 60_000),
     sendQueueLimit: integer(env, 'FLEET_SEND_QUEUE_LIMIT', 256, 8, 100_000),
+    drainMs,
+    shutdownTimeoutMs,
   };
 }

@@ -9,7 +9,7 @@ function json(res: HttpResponse, status: string, body: unknown): void {
 
 /**
  * Probe endpoints. /healthz says the process serves requests (liveness); /readyz says Redis and the bucket
- * answered the last dependency check, which runs every 2 s, and that the replica is not shutting down.
+ * answered the last dependency check, which runs every second, and that the replica is not shutting down.
  */
 export function registerHttpRoutes(app: TemplatedApp, services: ReplicaServices): void {
   app.get('/healthz', (res) => {

@@ -26,11 +26,46 @@ export interface Replica {
 
 export const DEVICE_PATH = '/device';
 
+/**
+ * Closes every connection with `going_away`, spread evenly over `drainMs` so that the devices of a
+ * stopping replica do not all reconnect to the others in the same instant. Connections still waiting for
+ * their `hello` go first. Resolves when every socket is closed or the window has passed.
+ */
+async function drainConnections(services: ReplicaServices, drainMs: number): Promise<void> {
+  const connections = [...services.registry.open].sort(
+    (a, b) => Number(a.session.deviceId !== null) - Number(b.session.deviceId !== null),
+  );
+  services.log.info({ connections: connections.length, drainMs }, 'draining connections');
+  const step = connections.length > 0 ? drainMs / connections.length : 0;
+  const started = performance.now();
+  for (const [index, connection] of connections.entries()) {
+    const due = started + index * step - performance.now();
+    if (due > 1) await new Promise((resolve) => setTimeout(resolve, due));
+    connection.close('going_away');
+  }
+  while (services.registry.open.size > 0 && performance.now() - started < drainMs + 1000) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
 /** Starts one replica: the device WebSocket endpoint, the probes and the background work. */
 export async function startReplica(config: Config, log: Logger): Promise<Replica> {
   const native = loadNativeUws();
-  const redis = connectRedis(config.redisUrl, `fleet:${config.replicaId}`);
-  const subscriber = connectRedis(config.redisUrl, `fleet:${config.replicaId}:events`);
+  let lastRedisError = 0;
+  const onRedisError = (err: Error) => {
+    // One line per 10 s at most: a Redis outage makes ioredis report every reconnect attempt.
+    if (Date.now() - lastRedisError < 10_000) return;
+    lastRedisError = Date.now();
+    log.warn({ err: err.message }, 'redis connection error, retrying');
+  };
+  const redis = connectRedis(config.redisUrl, `fleet:${config.replicaId}`, {}, onRedisError);
+  // The subscription waits for Redis however long an outage lasts, instead of failing after a few retries.
+  const subscriber = connectRedis(
+    config.redisUrl,
+    `fleet:${config.replicaId}:events`,
+    { maxRetriesPerRequest: null },
+    onRedisError,
+  );
   const keys = createKeys(config.keyPrefix);
   const state = new StateStore(redis, keys);
   const bucket = new PatchBucket(config.s3);
@@ -50,15 +85,11 @@ export async function startReplica(config: Config, log: Logger): Promise<Replica
   };
 
   const background = new BackgroundWork(services, handlerContextFactory(services));
-  await services.events.subscribe(
-    (event) => background.onEvent(event),
-    () => background.fanOut(),
-  );
-
   const app = native.App();
   app.ws(DEVICE_PATH, deviceSocketBehavior(services));
   registerHttpRoutes(app, services);
 
+  // Listen before Redis answers, so the probes can report "alive but not ready" during an outage.
   const listenSocket = await new Promise<uWS.us_listen_socket>((resolve, reject) => {
     app.listen(config.host, config.port, (socket) => {
       if (socket) resolve(socket);
@@ -67,6 +98,12 @@ export async function startReplica(config: Config, log: Logger): Promise<Replica
   });
   const port = native.us_socket_local_port(listenSocket as unknown as uWS.us_socket);
   background.start();
+  services.events
+    .subscribe(
+      (event) => background.onEvent(event),
+      () => background.fanOut(),
+    )
+    .catch((err: unknown) => log.error({ err }, 'cannot subscribe to replica events'));
   log.info({ host: config.host, port, replica: config.replicaId }, 'replica listening');
 
   let stopping: Promise<void> | null = null;
@@ -77,9 +114,9 @@ export async function startReplica(config: Config, log: Logger): Promise<Replica
       stopping ??= (async () => {
         services.accepting = false;
         services.ready = false;
-        background.stop();
         native.us_listen_socket_close(listenSocket);
-        for (const connection of [...services.registry.open]) connection.close('going_away');
+        await drainConnections(services, config.drainMs);
+        background.stop();
         // Let the close frames and the presence releases reach their peers before Redis goes.
         await new Promise((resolve) => setTimeout(resolve, 100));
         await Promise.allSettled([redis.quit(), subscriber.quit()]);

@@ -6,7 +6,12 @@ import { defineScripts } from './scripts.ts';
  * Auto-pipelining batches the commands issued in one event-loop tick into one write, which is how thousands
  * of devices share one connection without a round trip each.
  */
-export function connectRedis(url: string, name: string, options: RedisOptions = {}): Redis {
+export function connectRedis(
+  url: string,
+  name: string,
+  options: RedisOptions = {},
+  onError: (err: Error) => void = () => undefined,
+): Redis {
   const redis = new Redis(url, {
     connectionName: name,
     enableAutoPipelining: true,
@@ -16,6 +21,9 @@ export function connectRedis(url: string, name: string, options: RedisOptions = 
     lazyConnect: false,
     ...options,
   });
+  // Connection errors also reject the commands waiting on them; this listener only keeps ioredis from
+  // printing "Unhandled error event" for each reconnect attempt.
+  redis.on('error', onError);
   defineScripts(redis);
   return redis;
 }
