@@ -4,7 +4,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { startBackendProcess, type BackendProcess } from '../local/backend-process.ts';
+import { startBackendProcess } from '../local/backend-process.ts';
+import { startCluster } from '../local/cluster.ts';
 import { startLocalRedis, type LocalRedis } from '../local/redis-server.ts';
 import { startLocalS3, type LocalS3 } from '../local/s3-server.ts';
 import { SimulatedFleet } from '../simulator/index.ts';
@@ -26,6 +27,8 @@ export interface DemoOptions {
   failureRate: string;
   disconnectRate: string;
   stallTimeout: string;
+  replicas: string;
+  killReplica?: boolean;
 }
 
 interface DemoSummary {
@@ -38,6 +41,7 @@ interface DemoSummary {
   inFlightAtEnd: number;
   resumedDownloads: number;
   replicas: number;
+  killedReplica: boolean;
   perPatch: { id: string; applied: number; failed: number }[];
 }
 
@@ -66,6 +70,10 @@ export async function runDemo(options: DemoOptions): Promise<void> {
   const failureRate = fraction('failure-rate', options.failureRate);
   const disconnectRate = fraction('disconnect-rate', options.disconnectRate);
   const stallMs = positive('stall-timeout', options.stallTimeout, false) * 1000;
+  const replicaCount = positive('replicas', options.replicas, true);
+  if (options.killReplica && replicaCount < 2) {
+    throw new CliError('--kill-replica needs --replicas 2 or more, so the fleet has somewhere to go', EXIT.usage);
+  }
   const progress = new LiveProgress();
   const cleanups: (() => Promise<void>)[] = [];
   const cleanup = async () => {
@@ -122,17 +130,35 @@ export async function runDemo(options: DemoOptions): Promise<void> {
     cleanups.push(async () => bucket.destroy());
     await bucket.ensureBucket();
 
-    const logFile = join(workDir, 'backend.log');
-    const backend: BackendProcess = await startBackendProcess(env, logFile);
-    cleanups.push(() => backend.stop());
-    progress.message(`backend replica on ${backend.baseUrl} (pid ${backend.pid}), log in ${logFile}`);
+    let deviceUrl: string;
+    let killFirstReplica: (() => Promise<void>) | null = null;
+    if (replicaCount === 1) {
+      const logFile = join(workDir, 'backend.log');
+      const backend = await startBackendProcess(env, logFile);
+      cleanups.push(() => backend.stop());
+      deviceUrl = backend.url;
+      progress.message(`backend replica on ${backend.baseUrl} (pid ${backend.pid}), log in ${logFile}`);
+    } else {
+      const cluster = await startCluster({ replicas: replicaCount, env, logDir: workDir });
+      cleanups.push(() => cluster.stop());
+      deviceUrl = cluster.url;
+      const pids = cluster.running().map((r) => r.pid).join(', ');
+      progress.message(
+        `${replicaCount} replicas (pids ${pids}) behind haproxy on ${cluster.url}, logs in ${workDir}`,
+      );
+      killFirstReplica = async () => {
+        const pid = cluster.replicas[0]?.pid;
+        await cluster.killReplica(0);
+        progress.message(`killed replica 1 (pid ${pid}) with SIGKILL mid-rollout`);
+      };
+    }
 
     const redis = connectRedis(redisUrl, 'fleet-demo');
     cleanups.push(async () => redis.disconnect());
     const state = new StateStore(redis, createKeys(prefix));
     const catalog = new Catalog(state, bucket, pino({ level: 'silent' }));
 
-    const fleet = new SimulatedFleet({ url: backend.url, count: deviceCount, failureRate, disconnectRate });
+    const fleet = new SimulatedFleet({ url: deviceUrl, count: deviceCount, failureRate, disconnectRate });
     cleanups.push(() => fleet.stop());
     progress.message(`starting ${deviceCount} simulated cameras`);
     await fleet.start();
@@ -152,10 +178,15 @@ export async function runDemo(options: DemoOptions): Promise<void> {
     let summary: FleetSummary = await summarizeFleet(state);
     let lastChange = performance.now();
     let lastApplied = -1;
+    let killedReplica = false;
     for (;;) {
       summary = await summarizeFleet(state);
       progress.show(summary, performance.now() - started);
       const applied = summary.patches.reduce((sum, p) => sum + (p.counts.applied ?? 0), 0);
+      if (options.killReplica && !killedReplica && killFirstReplica && applied >= deviceCount / 4) {
+        killedReplica = true;
+        await killFirstReplica();
+      }
       if (applied !== lastApplied) {
         lastApplied = applied;
         lastChange = performance.now();
@@ -178,7 +209,8 @@ export async function runDemo(options: DemoOptions): Promise<void> {
       duplicates: stats.duplicates,
       inFlightAtEnd: summary.inFlight,
       resumedDownloads: stats.resumedDownloads,
-      replicas: 1,
+      replicas: replicaCount,
+      killedReplica,
       perPatch: [],
     };
     for (const id of patchIds) {

@@ -79,6 +79,8 @@ program
   .option('--failure-rate <fraction>', 'fraction of cameras that fail every apply', '0')
   .option('--disconnect-rate <fraction>', 'probability per attempt that a camera drops mid-download', '0')
   .option('--stall-timeout <seconds>', 'end the demo when no camera applies anything for this long', '60')
+  .option('--replicas <n>', 'number of backend replicas; more than 1 puts haproxy in front of them', '1')
+  .option('--kill-replica', 'kill replica 1 with SIGKILL once a quarter of the updates are applied')
   .option('--keep-running', 'leave everything running after the report, until Ctrl-C')
   .option('--json', 'print a JSON summary as the last line of stdout')
   .action(runDemo);

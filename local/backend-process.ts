@@ -21,8 +21,12 @@ const cliEntry = fileURLToPath(new URL('../cli/main.ts', import.meta.url));
  * Starts `fleet serve` as a child process on a free loopback port and waits until /readyz answers 200.
  * Its JSON log lines go to `logFile`.
  */
-export async function startBackendProcess(env: Record<string, string>, logFile: string): Promise<BackendProcess> {
-  const port = await freePort();
+export async function startBackendProcess(
+  env: Record<string, string>,
+  logFile: string,
+  port?: number,
+): Promise<BackendProcess> {
+  port ??= await freePort();
   const runningFromSource = cliEntry.endsWith('.ts');
   const args = runningFromSource ? ['--import', 'tsx', cliEntry, 'serve'] : [cliEntry.replace(/\.ts$/, '.js'), 'serve'];
   const log = createWriteStream(logFile, { flags: 'a' });
