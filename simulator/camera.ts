@@ -1,6 +1,5 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import type { DeviceErrorCode } from '../protocol/errors.ts';
 import {
   Hello,
   PROTOCOL_VERSION,
@@ -15,40 +14,12 @@ import { CameraConnection, type CloseInfo, type ConnectionState, type WelcomeMes
 import { PartialDownloads } from './download.ts';
 import type { CameraEvents } from './events.ts';
 import { deviceProfile, isAlwaysFailing } from './identity.ts';
+import { GroundTruth, type CameraFailure, type CameraSnapshot } from './ground-truth.ts';
 import { checkDeviceId, checkWebSocketUrl, resolveBehaviour, type CameraBehaviour, type CameraOptions } from './options.ts';
+import { attemptKey, ResultOutbox } from './result-outbox.ts';
 import { readStateFile, StateFileWriter } from './state-file.ts';
-import { runUpdate, type FailureReason, type UpdateHost, type UpdateOutcome } from './update.ts';
+import { runUpdate, type UpdateHost, type UpdateOutcome } from './update.ts';
 import { UrlRequests, type FreshUrlMessage } from './url-requests.ts';
-
-/** A failed attempt as the camera reported it. */
-export interface CameraFailure {
-  patchId: string;
-  attempt: number;
-  reason: FailureReason;
-  detail: string;
-}
-
-/** Ground truth of one camera, for tests and benchmarks to compare with what the server recorded. */
-export interface CameraSnapshot {
-  deviceId: string;
-  model: string;
-  firmware: string;
-  state: ConnectionState;
-  /** Applied patch ids, oldest first, including those applied before this run. */
-  applied: string[];
-  /** How often this run applied each patch; any count above 1 is a double apply. */
-  applyCounts: Record<string, number>;
-  failures: CameraFailure[];
-  resumedDownloads: number;
-  /** Offers for patches applied already, answered with `applied` without applying. */
-  alreadyApplied: number;
-  /** Connections that reached `welcome`. */
-  connections: number;
-  lastCloseCode: number | null;
-  unacknowledgedResults: number;
-  serverErrors: Partial<Record<DeviceErrorCode, number>>;
-  invalidMessages: number;
-}
 
 type OnlineMessage = Exclude<ServerMessage, { type: 'welcome' }>;
 type MessageHandlers = { [T in OnlineMessage['type']]: (message: Extract<OnlineMessage, { type: T }>) => void };
@@ -56,10 +27,6 @@ type MessageHandlers = { [T in OnlineMessage['type']]: (message: Extract<OnlineM
 const MAX_HELLO_PATCHES = Hello.properties.patches.maxItems ?? 1024;
 /** A URL this close to expiry is renewed before a request starts, because clocks and requests take time. */
 const URL_EXPIRY_MARGIN_MS = 1_000;
-
-function resultKey(patchId: string, attempt: number): string {
-  return `${patchId}/${attempt}`;
-}
 
 /**
  * One simulated camera speaking device protocol v1. It handles offers one at a time in the order received,
@@ -73,14 +40,7 @@ export class SimulatedCamera extends EventEmitter<CameraEvents> {
 
   private modelName: string;
   private firmwareVersion: string;
-  private readonly applied: string[];
-  private readonly appliedSet: Set<string>;
-  private readonly applyCounts = new Map<string, number>();
-  private readonly failures: CameraFailure[] = [];
-  private resumedDownloads = 0;
-  private alreadyApplied = 0;
-  private readonly serverErrors: Partial<Record<DeviceErrorCode, number>> = {};
-  private invalidMessages = 0;
+  private readonly truth: GroundTruth;
 
   private readonly log: Logger;
   private readonly connection: CameraConnection;
@@ -89,10 +49,7 @@ export class SimulatedCamera extends EventEmitter<CameraEvents> {
   private stateWriter: StateFileWriter | null = null;
   private readonly partials = new PartialDownloads();
   private readonly urlRequests = new UrlRequests();
-  /** Results sent but not acknowledged, resent after every `welcome`. */
-  private readonly outbox = new Map<string, ResultMessage>();
-  /** Latest result per patch, so an offer repeating a finished attempt gets the same result, not a second run. */
-  private readonly lastResults = new Map<string, ResultMessage>();
+  private readonly outbox = new ResultOutbox();
   private readonly queue: OfferMessage[] = [];
   private worker: Promise<void> | null = null;
   private readonly stopController = new AbortController();
@@ -121,8 +78,7 @@ export class SimulatedCamera extends EventEmitter<CameraEvents> {
     const profile = deviceProfile(this.deviceId);
     this.modelName = options.model ?? profile.model;
     this.firmwareVersion = options.firmware ?? profile.firmware;
-    this.applied = [...(options.applied ?? [])];
-    this.appliedSet = new Set(this.applied);
+    this.truth = new GroundTruth(options.applied ?? []);
     this.stateFile = options.stateFile;
     this.log = this.behaviour.logger.child({ deviceId: this.deviceId });
 
@@ -160,17 +116,17 @@ export class SimulatedCamera extends EventEmitter<CameraEvents> {
 
   /** Applied patch ids, oldest first. */
   get appliedPatches(): readonly string[] {
-    return this.applied;
+    return this.truth.applied;
   }
 
   /** Returns how often this run applied the patch. */
   applyCount(patchId: string): number {
-    return this.applyCounts.get(patchId) ?? 0;
+    return this.truth.applyCount(patchId);
   }
 
   /**
    * Loads the state file when one is configured, then opens the first connection. Resolves once connecting
-   * has begun, not when the server welcomed the camera; listen for `connected` for that.
+   * has begun, not when the server welcomed the camera. The `connected` event marks the welcome.
    */
   async start(): Promise<void> {
     if (this.started) return;
@@ -197,16 +153,10 @@ export class SimulatedCamera extends EventEmitter<CameraEvents> {
       model: this.modelName,
       firmware: this.firmwareVersion,
       state: this.connection.state,
-      applied: [...this.applied],
-      applyCounts: Object.fromEntries(this.applyCounts),
-      failures: this.failures.map((failure) => ({ ...failure })),
-      resumedDownloads: this.resumedDownloads,
-      alreadyApplied: this.alreadyApplied,
       connections: this.connection.connections,
       lastCloseCode: this.connection.lastCloseCode,
       unacknowledgedResults: this.outbox.size,
-      serverErrors: { ...this.serverErrors },
-      invalidMessages: this.invalidMessages,
+      ...this.truth.snapshot(),
     };
   }
 
@@ -219,14 +169,12 @@ export class SimulatedCamera extends EventEmitter<CameraEvents> {
     }
     if (saved.deviceId !== this.deviceId) {
       throw new Error(
-        `state file ${path} belongs to device ${saved.deviceId}, not ${this.deviceId}; use another state file path`,
+        `state file ${path} belongs to device ${saved.deviceId}, not ${this.deviceId}. Use another state file path.`,
       );
     }
     this.modelName = saved.model;
     this.firmwareVersion = saved.firmware;
-    this.applied.splice(0, this.applied.length, ...saved.applied);
-    this.appliedSet.clear();
-    for (const patchId of saved.applied) this.appliedSet.add(patchId);
+    this.truth.replaceApplied(saved.applied);
   }
 
   private async saveState(): Promise<void> {
@@ -234,7 +182,7 @@ export class SimulatedCamera extends EventEmitter<CameraEvents> {
       deviceId: this.deviceId,
       model: this.modelName,
       firmware: this.firmwareVersion,
-      applied: this.applied,
+      applied: [...this.truth.applied],
     });
   }
 
@@ -246,7 +194,7 @@ export class SimulatedCamera extends EventEmitter<CameraEvents> {
       deviceId: this.deviceId,
       model: this.modelName,
       firmware: this.firmwareVersion,
-      patches: this.applied.slice(-MAX_HELLO_PATCHES),
+      patches: this.truth.applied.slice(-MAX_HELLO_PATCHES),
     };
   }
 
@@ -269,7 +217,7 @@ export class SimulatedCamera extends EventEmitter<CameraEvents> {
       sessionId: welcome.sessionId,
       connection: this.connection.connections,
     });
-    for (const result of this.outbox.values()) this.sendOnline(result);
+    for (const result of this.outbox.pending()) this.sendOnline(result);
   }
 
   private onClose(info: CloseInfo): void {
@@ -284,7 +232,7 @@ export class SimulatedCamera extends EventEmitter<CameraEvents> {
   }
 
   private onInvalidMessage(details: string): void {
-    this.invalidMessages += 1;
+    this.truth.invalidMessages += 1;
     this.log.warn({ details }, 'invalid message from the server, ignored');
     this.emit('invalid-message', { deviceId: this.deviceId, details });
   }
@@ -297,13 +245,13 @@ export class SimulatedCamera extends EventEmitter<CameraEvents> {
 
   private onResultAck(message: Extract<ServerMessage, { type: 'result_ack' }>): void {
     const { patchId, attempt, state } = message;
-    this.outbox.delete(resultKey(patchId, attempt));
+    this.outbox.acknowledge(patchId, attempt);
     this.emit('acknowledged', { deviceId: this.deviceId, patchId, attempt, state });
   }
 
   private onServerError(message: Extract<ServerMessage, { type: 'error' }>): void {
     const { code, retryable, details } = message;
-    this.serverErrors[code] = (this.serverErrors[code] ?? 0) + 1;
+    this.truth.recordServerError(code);
     this.log.warn({ code, retryable, details, serverMessage: message.message }, 'server sent an error');
     this.urlRequests.rejectWithServerError(code, retryable, message.message);
     this.emit('server-error', { deviceId: this.deviceId, code, message: message.message, retryable, details });
@@ -337,13 +285,13 @@ export class SimulatedCamera extends EventEmitter<CameraEvents> {
 
   private async handleOffer(offer: OfferMessage): Promise<void> {
     const { patchId, attempt } = offer;
-    if (this.appliedSet.has(patchId)) {
-      this.alreadyApplied += 1;
+    if (this.truth.hasApplied(patchId)) {
+      this.truth.alreadyApplied += 1;
       this.emit('already-applied', { deviceId: this.deviceId, patchId, attempt });
       this.report({ type: 'result', patchId, attempt, outcome: 'applied' });
       return;
     }
-    const previous = this.lastResults.get(patchId);
+    const previous = this.outbox.latestFor(patchId);
     if (previous?.attempt === attempt) {
       this.report(previous);
       return;
@@ -357,7 +305,7 @@ export class SimulatedCamera extends EventEmitter<CameraEvents> {
       outcome = await runUpdate(offer, this.updateHost, { download, stop });
     } catch (err) {
       if (download.aborted) {
-        this.log.debug({ patchId, attempt, bytes: this.partials.open(patchId, offer.sha256).bytes }, 'update interrupted');
+        this.log.debug({ patchId, attempt }, 'update interrupted until the server offers the patch again');
         return;
       }
       throw err;
@@ -369,21 +317,18 @@ export class SimulatedCamera extends EventEmitter<CameraEvents> {
       return;
     }
     const failure: CameraFailure = { patchId, attempt, reason: outcome.reason, detail: outcome.detail };
-    this.failures.push(failure);
+    this.truth.recordFailure(failure);
     this.log.info(failure, 'update failed');
     this.emit('failed', { deviceId: this.deviceId, ...failure });
     this.report({ type: 'result', patchId, attempt, outcome: 'failed', reason: outcome.reason, detail: outcome.detail });
   }
 
   private async recordApplied(patchId: string, attempt: number): Promise<void> {
-    this.applied.push(patchId);
-    this.appliedSet.add(patchId);
-    const applyCount = (this.applyCounts.get(patchId) ?? 0) + 1;
-    this.applyCounts.set(patchId, applyCount);
+    const applyCount = this.truth.recordApplied(patchId);
     try {
       await this.saveState();
     } catch (err) {
-      this.log.error({ err, path: this.stateFile, patchId }, 'state file write failed; a restart may apply it again');
+      this.log.error({ err, path: this.stateFile, patchId }, 'state file write failed, so a restart may apply the patch again');
     }
     this.log.info({ patchId, attempt }, 'patch applied');
     this.emit('applied', { deviceId: this.deviceId, patchId, attempt, applyCount });
@@ -391,13 +336,12 @@ export class SimulatedCamera extends EventEmitter<CameraEvents> {
 
   /** Sends a result now if online, and again after every reconnect until `result_ack` arrives. */
   private report(result: ResultMessage): void {
-    this.lastResults.set(result.patchId, result);
-    this.outbox.set(resultKey(result.patchId, result.attempt), result);
+    this.outbox.add(result);
     this.sendOnline(result);
   }
 
   private planDisconnect(offer: OfferMessage, offset: number): number | null {
-    const key = resultKey(offer.patchId, offer.attempt);
+    const key = attemptKey(offer.patchId, offer.attempt);
     if (this.disconnectDrawn.has(key)) return null;
     this.disconnectDrawn.add(key);
     const remaining = offer.size - offset;
@@ -431,7 +375,7 @@ export class SimulatedCamera extends EventEmitter<CameraEvents> {
         this.connection.drop();
       },
       onResumed: (offer, offset) => {
-        this.resumedDownloads += 1;
+        this.truth.resumedDownloads += 1;
         this.emit('resumed', { deviceId: this.deviceId, patchId: offer.patchId, attempt: offer.attempt, offset });
       },
     };

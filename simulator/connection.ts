@@ -21,7 +21,7 @@ export interface CloseInfo {
 
 /** Callbacks through which the connection hands protocol events to the camera. */
 export interface ConnectionHandlers {
-  /** Builds the `hello` for a new connection; called once per connection, right after it opens. */
+  /** Builds the `hello` for a new connection. Called once per connection, right after it opens. */
   hello(): HelloMessage;
   onWelcome(welcome: WelcomeMessage): void;
   /** Every valid server message other than `welcome`. */
@@ -32,7 +32,7 @@ export interface ConnectionHandlers {
   onStopped(closeCode: number): void;
 }
 
-/** Close codes 4100-4199 tell the device not to reconnect; every other code, 1006 included, means reconnect. */
+/** Close codes 4100-4199 tell the device not to reconnect. Every other code, 1006 included, means reconnect. */
 function forbidsReconnect(code: number): boolean {
   return code >= 4100 && code <= 4199;
 }
@@ -59,6 +59,8 @@ export class CameraConnection {
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private closeTimer: NodeJS.Timeout | undefined;
   private online = new AbortController();
+  /** True between `welcome` and the close of the same socket. `state` turns to stopped earlier on `stop()`. */
+  private welcomed = false;
 
   constructor(
     private readonly url: string,
@@ -70,7 +72,7 @@ export class CameraConnection {
     this.online.abort();
   }
 
-  /** Aborts when the current connection closes; already aborted while the camera is offline. */
+  /** Aborts when the current connection closes. Already aborted while the camera is offline. */
   get onlineSignal(): AbortSignal {
     return this.online.signal;
   }
@@ -87,7 +89,7 @@ export class CameraConnection {
     return true;
   }
 
-  /** Drops the TCP connection without a close frame, as a lost network would; the camera then reconnects. */
+  /** Drops the TCP connection without a close frame, as a lost network would. The camera then reconnects. */
   drop(): void {
     this.online.abort(new Error('connection dropped'));
     this.socket?.terminate();
@@ -158,6 +160,7 @@ export class CameraConnection {
     const welcome = parsed.message;
     clearTimeout(this.welcomeTimer);
     this.state = 'online';
+    this.welcomed = true;
     this.connections += 1;
     this.backoff.reset();
     this.online = new AbortController();
@@ -169,13 +172,15 @@ export class CameraConnection {
     if (this.socket !== socket) return;
     this.socket = null;
     this.clearConnectionTimers();
-    const wasOnline = this.state === 'online';
+    const wasOnline = this.welcomed;
+    this.welcomed = false;
     this.online.abort(new Error(`connection closed with code ${code}`));
     this.lastCloseCode = code;
     const context = { code, codeName: closeCodeName(code), reason, wasOnline };
 
     if (this.state === 'stopped') {
       this.log.debug(context, 'connection closed after stop');
+      this.handlers.onClose({ code, reason, wasOnline, reconnectInMs: null });
       return;
     }
     if (forbidsReconnect(code)) {

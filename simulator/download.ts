@@ -43,15 +43,15 @@ export class PartialDownloads {
 
 export interface DownloadRequest {
   url: string;
-  /** Size announced in the offer; a body that grows past it is cut off. */
+  /** Size announced in the offer. A body that grows past it is cut off. */
   expectedSize: number;
-  /** Aborting it stops the request; the bytes received until then stay in the partial download. */
+  /** Aborting it stops the request. The bytes received until then stay in the partial download. */
   signal: AbortSignal;
-  /** Speed limit in bytes per second; 0 means unlimited. */
+  /** Speed limit in bytes per second. 0 means unlimited. */
   bytesPerSecond: number;
-  /** Called once the body starts at `offset`; an offset above 0 means the download resumed. */
+  /** Called once the body starts at `offset`. An offset above 0 means the download resumed. */
   onStart?: (offset: number) => void;
-  /** Called after every chunk with the total bytes received; it may abort `signal`. */
+  /** Called after every chunk with the total bytes received. It may abort `signal`. */
   onBytes?: (bytes: number) => void;
 }
 
@@ -67,7 +67,7 @@ export type DownloadOutcome =
 const CONTENT_RANGE = /^bytes (\d+)-(\d+)\/(\d+|\*)$/;
 
 async function discardBody(response: Response): Promise<void> {
-  // Cancelling releases the connection to the pool; a failure here only means it is already gone.
+  // Cancelling releases the connection to the pool. A failure here only means it is already gone.
   await response.body?.cancel().catch(() => undefined);
 }
 
@@ -108,7 +108,7 @@ export async function downloadInto(partial: PartialDownload, request: DownloadRe
     return { kind: 'not_found' };
   }
   if (response.status === 416) {
-    // The server holds fewer bytes than were received: the partial download is stale, so start over.
+    // The server has fewer bytes than were received, so the partial download is stale and starts over.
     await discardBody(response);
     partial.reset();
     return { kind: 'retryable', detail: `HTTP 416 for Range bytes=${offset}-` };

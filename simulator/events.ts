@@ -7,7 +7,7 @@ import type { FailureReason } from './update.ts';
  * names its device, so one listener on the fleet can follow thousands of cameras.
  */
 export interface CameraEvents {
-  /** `welcome` arrived; `connection` counts the accepted connections of this camera, from 1. */
+  /** `welcome` arrived. `connection` counts the accepted connections of this camera, from 1. */
   connected: [event: { deviceId: string; sessionId: string; connection: number }];
   /** The socket closed. `reconnectInMs` is null when the camera will not reconnect. */
   disconnected: [
@@ -17,7 +17,7 @@ export interface CameraEvents {
   /** The camera applied a patch. `applyCount` above 1 would mean it applied the same patch twice. */
   applied: [event: { deviceId: string; patchId: string; attempt: number; applyCount: number }];
   failed: [event: { deviceId: string; patchId: string; attempt: number; reason: FailureReason; detail: string }];
-  /** An offer named a patch the camera had applied already; it reported `applied` again without applying. */
+  /** An offer named a patch the camera had applied already. It reported `applied` again without applying. */
   'already-applied': [event: { deviceId: string; patchId: string; attempt: number }];
   /** A download continued from `offset` bytes received before, instead of starting over. */
   resumed: [event: { deviceId: string; patchId: string; attempt: number; offset: number }];
@@ -26,7 +26,7 @@ export interface CameraEvents {
   'server-error': [
     event: { deviceId: string; code: DeviceErrorCode; message: string; retryable: boolean; details?: string },
   ];
-  /** A frame from the server broke the protocol schema; the camera ignored it. */
+  /** A frame from the server broke the protocol schema. The camera ignored it. */
   'invalid-message': [event: { deviceId: string; details: string }];
   /** The camera stopped for good: `closeCode` is the 4100-4199 code that ended it, or null after `stop()`. */
   stopped: [event: { deviceId: string; closeCode: number | null }];

@@ -4,7 +4,7 @@ import type { CameraEventName, CameraEvents } from './events.ts';
 export interface FleetStats {
   /** Cameras the fleet runs, started or not. */
   total: number;
-  /** Cameras that began connecting; below `total` while connects ramp up. */
+  /** Cameras that began connecting. Below `total` while connects ramp up. */
   started: number;
   /** Cameras with a welcomed connection right now. */
   online: number;
@@ -26,7 +26,7 @@ export interface FleetStats {
   failed: Record<string, number>;
   /** Applies of a patch by a camera that had applied it already. Anything but 0 is a bug. */
   duplicates: number;
-  /** Offers for patches applied already, answered without applying. */
+  /** Offers for patches applied already, which got an `applied` result without a second apply. */
   alreadyApplied: number;
   resumedDownloads: number;
   /** Per device error code, `error` messages received. */
@@ -125,12 +125,12 @@ export class FleetCounters {
   }
 }
 
-/** Returns a `waitFor` predicate that holds once every camera of the fleet has applied all the patches. */
+/** Returns a `waitFor` predicate that is true once every camera of the fleet has applied all the patches. */
 export function everyCameraApplied(patchIds: readonly string[]): (stats: FleetStats) => boolean {
   return (stats) => patchIds.every((patchId) => (stats.applied[patchId] ?? 0) >= stats.total);
 }
 
-/** Returns a `waitFor` predicate that holds once every camera of the fleet is online. */
+/** Returns a `waitFor` predicate that is true once every camera of the fleet is online. */
 export function everyCameraOnline(): (stats: FleetStats) => boolean {
   return (stats) => stats.online >= stats.total;
 }

@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { SimulatedCamera } from './camera.ts';
+import { DownloadSlots } from './download-slots.ts';
 import { CAMERA_EVENT_NAMES, type CameraEventName, type CameraEvents } from './events.ts';
 import { FleetCounters, type FleetStats } from './fleet-stats.ts';
 import { deviceIdAt } from './identity.ts';
@@ -12,14 +13,20 @@ export interface FleetOptions extends Partial<CameraBehaviour> {
   url: string;
   /** Number of cameras. */
   count: number;
-  /** Device id prefix; default `cam_`. */
+  /** Device id prefix. Default `cam_`. */
   prefix?: string;
-  /** Number of the first camera; default 1, so ids run cam_0001, cam_0002, … */
+  /** Number of the first camera. Default 1, so ids run cam_0001, cam_0002, … */
   firstIndex?: number;
-  /** Digits of the zero-padded number; default 4, or more when the last number needs them. */
+  /** Digits of the zero-padded number. Default 4, or more when the last number needs them. */
   idWidth?: number;
-  /** Connects started per second while the fleet ramps up; default 250. */
+  /** Connects started per second while the fleet ramps up. Default 250. */
   connectsPerSecond?: number;
+  /**
+   * Cap on HTTP downloads running at once over the whole fleet. Default 256, and 0 means no cap. Node's default
+   * listen backlog is 511, so a local S3 server written in Node (s3rver) drops connects beyond it in a burst,
+   * and on Linux each dropped connect waits at least 1 s for the SYN retransmit. Raise the cap for S3 or MinIO.
+   */
+  maxConcurrentDownloads?: number;
   /** Patch ids every camera applied before the run. */
   applied?: readonly string[];
 }
@@ -30,7 +37,8 @@ export interface FleetEvents extends CameraEvents {
 }
 
 export const DEFAULT_CONNECTS_PER_SECOND = 250;
-/** Ramp delays shorter than this start cameras without a timer; they join the next batch. */
+export const DEFAULT_MAX_CONCURRENT_DOWNLOADS = 256;
+/** Cameras whose ramp delay is shorter than this start right away, without a timer of their own. */
 const MIN_RAMP_SLEEP_MS = 10;
 
 interface Waiter {
@@ -43,8 +51,8 @@ interface Waiter {
 /**
  * Many simulated cameras in one process, sharing one set of options. Connects are ramped so that the server
  * does not get every WebSocket upgrade at once, and totals are kept from camera events as they happen.
- * Each camera has one heartbeat interval of the length the server asks for; Node keeps timers of the same
- * length in one list, so thousands of them cost one timer in the event loop.
+ * Each camera has one heartbeat interval of the length the server sets in `welcome`. Node (lib/internal/timers.js)
+ * keeps timers of the same duration in one list behind a single libuv timer, so thousands of them stay cheap.
  */
 export class SimulatedFleet extends EventEmitter<FleetEvents> {
   readonly cameras: readonly SimulatedCamera[];
@@ -75,6 +83,7 @@ export class SimulatedFleet extends EventEmitter<FleetEvents> {
     const idWidth = options.idWidth ?? Math.max(4, String(lastIndex).length);
     // Resolving once validates the knobs and gives every camera the same logger and random source.
     const behaviour = resolveBehaviour(options);
+    behaviour.downloadSlots ??= new DownloadSlots(options.maxConcurrentDownloads ?? DEFAULT_MAX_CONCURRENT_DOWNLOADS);
     this.logger = behaviour.logger;
 
     const cameras: SimulatedCamera[] = [];

@@ -6,7 +6,7 @@ export const FIRMWARE_VERSIONS = ['2.3.0', '2.3.1', '2.4.0'] as const;
 
 /**
  * Maps the device id to a number in [0, 1) that stays the same across runs and processes. The salt separates
- * independent choices, so the model of a camera says nothing about whether it is chosen to fail.
+ * independent choices, so a camera's model does not predict whether it is chosen to fail.
  */
 export function hashFraction(deviceId: string, salt: string): number {
   const digest = createHash('sha256').update(salt).update('\0').update(deviceId).digest();

@@ -1,5 +1,6 @@
 import { pino, type Logger } from 'pino';
 import { isValidId } from '../protocol/names.ts';
+import type { DownloadSlots } from './download-slots.ts';
 
 /** Behaviour and fault knobs that every camera of a fleet shares. */
 export interface CameraBehaviour {
@@ -13,13 +14,13 @@ export interface CameraBehaviour {
   flakyRate: number;
   /** Probability per attempt that the camera terminates its WebSocket once, mid-download, then resumes. */
   disconnectRate: number;
-  /** Download speed limit in bytes per second; 0 means unlimited. */
+  /** Download speed limit in bytes per second. 0 means unlimited. */
   downloadBytesPerSecond: number;
-  /** First reconnect delay bound in milliseconds; the bound doubles with every failed connect. */
+  /** First reconnect delay bound in milliseconds. The bound doubles with every failed connect. */
   backoffBaseMs: number;
   /** Maximum reconnect delay bound in milliseconds. */
   backoffCapMs: number;
-  /** Time from opening the connection until `welcome` must arrive, in milliseconds; then the camera reconnects. */
+  /** Time from opening the connection until `welcome` must arrive, in milliseconds. Then the camera reconnects. */
   welcomeTimeoutMs: number;
   /** Time to wait for the `url` reply to a `url_request`, in milliseconds. */
   urlRequestTimeoutMs: number;
@@ -27,13 +28,15 @@ export interface CameraBehaviour {
   maxUrlRequests: number;
   /** Download retries per attempt after network errors or HTTP 5xx before the camera reports `download_failed`. */
   downloadRetries: number;
-  /** Minimum time between two `downloading` progress messages, in milliseconds; 25% steps are always sent. */
+  /** Minimum time between two `downloading` progress messages, in milliseconds. 25% steps are always sent. */
   progressIntervalMs: number;
   /** Time the camera waits for the server's close frame after `stop()` before it drops the socket, in milliseconds. */
   closeTimeoutMs: number;
-  /** Random number source in [0, 1); tests pass a seeded one to make runs repeatable. */
+  /** Cap on concurrent HTTP downloads, shared by the cameras given the same instance. Null means no cap. */
+  downloadSlots: DownloadSlots | null;
+  /** Random number source returning values in [0, 1). Tests pass a seeded one to make runs repeatable. */
   random: () => number;
-  /** Logger; each camera logs through a child bound to its device id. Silent unless the caller passes one. */
+  /** Logger. Each camera logs through a child bound to its device id. Silent unless the caller passes one. */
   logger: Logger;
 }
 
@@ -41,9 +44,9 @@ export interface CameraOptions extends Partial<CameraBehaviour> {
   /** WebSocket URL of the device endpoint, e.g. ws://127.0.0.1:8080/device. */
   url: string;
   deviceId: string;
-  /** Hardware model sent in `hello`; derived from the device id when left out. */
+  /** Hardware model sent in `hello`. Derived from the device id when left out. */
   model?: string;
-  /** Firmware version sent in `hello`; derived from the device id when left out. */
+  /** Firmware version sent in `hello`. Derived from the device id when left out. */
   firmware?: string;
   /** Ids of patches applied before this run, oldest first. */
   applied?: readonly string[];
@@ -54,7 +57,7 @@ export interface CameraOptions extends Partial<CameraBehaviour> {
   stateFile?: string;
 }
 
-export const DEFAULT_BEHAVIOUR: Readonly<Omit<CameraBehaviour, 'random' | 'logger'>> = {
+export const DEFAULT_BEHAVIOUR: Readonly<Omit<CameraBehaviour, 'random' | 'logger' | 'downloadSlots'>> = {
   applyMs: 300,
   applyJitter: 0.5,
   failureRate: 0,
@@ -95,6 +98,7 @@ export function resolveBehaviour(options: Partial<CameraBehaviour>): CameraBehav
   const defined = Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined));
   const behaviour: CameraBehaviour = {
     ...DEFAULT_BEHAVIOUR,
+    downloadSlots: null,
     random: Math.random,
     logger: defaultLogger(),
     ...defined,

@@ -3,7 +3,7 @@ import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { isValidId } from '../protocol/names.ts';
 
-/** What one simulated camera keeps on disk between runs. */
+/** Persisted state of one simulated camera, kept between runs. */
 export interface CameraState {
   deviceId: string;
   model: string;
@@ -23,18 +23,18 @@ function parseState(path: string, text: string): CameraState {
   try {
     value = JSON.parse(text);
   } catch (err) {
-    throw new Error(`state file ${path} is not valid JSON; fix or delete it`, { cause: err });
+    throw new Error(`state file ${path} is not valid JSON. Fix or delete the file.`, { cause: err });
   }
   const record = (typeof value === 'object' && value !== null ? value : {}) as Record<string, unknown>;
   const { version, deviceId, model, firmware, applied } = record;
   if (version !== FORMAT_VERSION) {
-    throw new Error(`state file ${path} has version ${String(version)}, expected ${FORMAT_VERSION}; delete it`);
+    throw new Error(`state file ${path} has version ${String(version)}, expected ${FORMAT_VERSION}. Delete the file.`);
   }
   if (typeof deviceId !== 'string' || typeof model !== 'string' || typeof firmware !== 'string') {
-    throw new Error(`state file ${path} is missing deviceId, model or firmware; fix or delete it`);
+    throw new Error(`state file ${path} is missing deviceId, model or firmware. Fix or delete the file.`);
   }
   if (!isStringArray(applied) || !applied.every(isValidId)) {
-    throw new Error(`state file ${path}: "applied" must be an array of patch ids; fix or delete it`);
+    throw new Error(`state file ${path}: "applied" must be an array of patch ids. Fix or delete the file.`);
   }
   return { deviceId, model, firmware, applied };
 }
@@ -78,7 +78,7 @@ export class StateFileWriter {
   write(state: CameraState): Promise<void> {
     const snapshot: CameraState = { ...state, applied: [...state.applied] };
     const next = this.last.then(() => writeStateFile(this.path, snapshot));
-    // A failed write must not block the writes queued after it; the caller of this write sees the error.
+    // A failed write must not block the writes queued after it. The caller of this write still gets the error.
     this.last = next.catch(() => undefined);
     return next;
   }

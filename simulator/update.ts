@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { FAILURE_REASONS, OfferMessage, ProgressMessage } from '../protocol/messages.ts';
 import { Backoff } from './backoff.ts';
-import { downloadInto, type PartialDownload, type PartialDownloads } from './download.ts';
+import { downloadInto, type DownloadOutcome, type PartialDownload, type PartialDownloads } from './download.ts';
 import type { CameraBehaviour } from './options.ts';
 import { UrlRequestError, type FreshUrlMessage } from './url-requests.ts';
 
@@ -12,7 +12,7 @@ export type UpdateOutcome =
   | { outcome: 'applied' }
   | { outcome: 'failed'; reason: FailureReason; detail: string };
 
-/** What the update steps need from the camera that runs them. */
+/** Camera services that the update steps use. */
 export interface UpdateHost {
   readonly behaviour: CameraBehaviour;
   /** True for the `failureRate` share of cameras, whose every apply fails. */
@@ -30,9 +30,9 @@ export interface UpdateHost {
 }
 
 export interface UpdateSignals {
-  /** Aborts when the connection drops or the camera stops; the download stops and keeps its bytes. */
+  /** Aborts when the connection drops or the camera stops. The download stops and keeps its bytes. */
   download: AbortSignal;
-  /** Aborts only when the camera stops; verifying and applying run on through a dropped connection. */
+  /** Aborts only when the camera stops. Verifying and applying run on through a dropped connection. */
   stop: AbortSignal;
 }
 
@@ -101,22 +101,28 @@ async function download(
       continue;
     }
 
-    const outcome = await downloadInto(partial, {
-      url,
-      expectedSize: offer.size,
-      signal,
-      bytesPerSecond: behaviour.downloadBytesPerSecond,
-      onStart: (offset) => {
-        if (offset > 0) host.onResumed(offer, offset);
-      },
-      onBytes: (bytes) => {
-        progress.report(bytes);
-        if (disconnectAt !== null && bytes >= disconnectAt) {
-          disconnectAt = null;
-          host.dropConnection();
-        }
-      },
-    });
+    const release = behaviour.downloadSlots ? await behaviour.downloadSlots.acquire(signal) : undefined;
+    let outcome: DownloadOutcome;
+    try {
+      outcome = await downloadInto(partial, {
+        url,
+        expectedSize: offer.size,
+        signal,
+        bytesPerSecond: behaviour.downloadBytesPerSecond,
+        onStart: (offset) => {
+          if (offset > 0) host.onResumed(offer, offset);
+        },
+        onBytes: (bytes) => {
+          progress.report(bytes);
+          if (disconnectAt !== null && bytes >= disconnectAt) {
+            disconnectAt = null;
+            host.dropConnection();
+          }
+        },
+      });
+    } finally {
+      release?.();
+    }
 
     switch (outcome.kind) {
       case 'complete':

@@ -24,7 +24,7 @@ interface PendingRequest {
   cleanup: () => void;
 }
 
-/** Error codes that can answer a `url_request`; other errors are about other messages. */
+/** Error codes the server may send in reply to a `url_request`. Other codes concern other messages. */
 const URL_REQUEST_ERRORS: readonly DeviceErrorCode[] = ['patch_unavailable', 'unknown_patch', 'internal'];
 
 /**
@@ -36,7 +36,7 @@ export class UrlRequests {
 
   /**
    * Calls `send` and resolves with the matching `url` reply. Rejects with UrlRequestError on timeout or on a
-   * server error that can answer a `url_request`, and with the abort reason when `signal` aborts.
+   * server error that may be the reply, and with the abort reason when `signal` aborts.
    */
   request(
     patchId: string,
@@ -74,7 +74,7 @@ export class UrlRequests {
     });
   }
 
-  /** Hands a `url` message to the request it answers. Returns false when no request matches. */
+  /** Resolves the request that the `url` message replies to. Returns false when no request matches. */
   resolve(reply: FreshUrlMessage): boolean {
     for (const entry of this.pending) {
       if (entry.patchId === reply.patchId && entry.attempt === reply.attempt) {
@@ -87,7 +87,8 @@ export class UrlRequests {
 
   /**
    * Fails the pending requests with a server error. NOTE: `error` messages carry no patch id, so the error is
-   * matched to whatever request is pending; with one update at a time that is the request that caused it.
+   * matched to whatever request is pending. With one update at a time, that is usually the request that caused it,
+   * but an `internal` error about another message fails it too and costs one retry.
    */
   rejectWithServerError(code: DeviceErrorCode, retryable: boolean, message: string): boolean {
     if (!URL_REQUEST_ERRORS.includes(code) || this.pending.size === 0) return false;
