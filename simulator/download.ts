@@ -65,6 +65,11 @@ export type DownloadOutcome =
   | { kind: 'retryable'; detail: string };
 
 const CONTENT_RANGE = /^bytes (\d+)-(\d+)\/(\d+|\*)$/;
+/**
+ * Throttled downloads count bytes in slices of this size, so that progress and a planned disconnect advance
+ * smoothly instead of by whole network chunks, which can be 64 KiB or more.
+ */
+const THROTTLE_SLICE_BYTES = 16 * 1024;
 
 async function discardBody(response: Response): Promise<void> {
   // Cancelling releases the connection to the pool. A failure here only means it is already gone.
@@ -152,17 +157,21 @@ async function receiveBody(
       if (partial.bytes + chunk.length > expectedSize) {
         return { kind: 'too_large', bytes: partial.bytes + chunk.length };
       }
-      // The count and the hash change together, so an abort between chunks leaves a consistent resume point.
-      partial.hash.update(chunk);
-      partial.bytes += chunk.length;
-      receivedNow += chunk.length;
-      request.onBytes?.(partial.bytes);
-      signal.throwIfAborted();
+      const sliceBytes = bytesPerSecond > 0 ? THROTTLE_SLICE_BYTES : chunk.length;
+      for (let start = 0; start < chunk.length; start += sliceBytes) {
+        const slice = chunk.subarray(start, start + sliceBytes);
+        // The count and the hash change together, so an abort between slices leaves a consistent resume point.
+        partial.hash.update(slice);
+        partial.bytes += slice.length;
+        receivedNow += slice.length;
+        request.onBytes?.(partial.bytes);
+        signal.throwIfAborted();
 
-      if (bytesPerSecond > 0) {
-        const dueAt = startedAt + (receivedNow / bytesPerSecond) * 1000;
-        const waitMs = dueAt - performance.now();
-        if (waitMs > 0) await sleep(waitMs, undefined, { signal });
+        if (bytesPerSecond > 0) {
+          const dueAt = startedAt + (receivedNow / bytesPerSecond) * 1000;
+          const waitMs = dueAt - performance.now();
+          if (waitMs > 0) await sleep(waitMs, undefined, { signal });
+        }
       }
     }
   } catch (err) {

@@ -5,8 +5,9 @@ import { SimulatedCamera } from './camera.ts';
 import { DownloadSlots } from './download-slots.ts';
 import { CAMERA_EVENT_NAMES, type CameraEventName, type CameraEvents } from './events.ts';
 import { FleetCounters, type FleetStats } from './fleet-stats.ts';
-import { deviceIdAt } from './identity.ts';
+import { deviceIdAt, hashFraction } from './identity.ts';
 import { checkWebSocketUrl, resolveBehaviour, type CameraBehaviour } from './options.ts';
+import { seededRandom } from './random.ts';
 
 export interface FleetOptions extends Partial<CameraBehaviour> {
   /** WebSocket URL of the device endpoint, e.g. ws://127.0.0.1:8080/device. */
@@ -27,6 +28,12 @@ export interface FleetOptions extends Partial<CameraBehaviour> {
    * and on Linux each dropped connect waits at least 1 s for the SYN retransmit. Raise the cap for S3 or MinIO.
    */
   maxConcurrentDownloads?: number;
+  /**
+   * Seed for per-camera random sources, each derived from the seed and the device id, so a camera's fault
+   * draws do not depend on the order in which other cameras draw. Its own timing (reconnects, retries) still
+   * shifts them. Ignored when `random` is given.
+   */
+  seed?: number;
   /** Patch ids every camera applied before the run. */
   applied?: readonly string[];
 }
@@ -81,19 +88,20 @@ export class SimulatedFleet extends EventEmitter<FleetEvents> {
     const firstIndex = options.firstIndex ?? 1;
     const lastIndex = firstIndex + options.count - 1;
     const idWidth = options.idWidth ?? Math.max(4, String(lastIndex).length);
-    // Resolving once validates the knobs and gives every camera the same logger and random source.
+    // Resolving once validates the knobs and gives every camera the same logger, download slots and, unless
+    // `seed` is set, random source.
     const behaviour = resolveBehaviour(options);
     behaviour.downloadSlots ??= new DownloadSlots(options.maxConcurrentDownloads ?? DEFAULT_MAX_CONCURRENT_DOWNLOADS);
     this.logger = behaviour.logger;
 
     const cameras: SimulatedCamera[] = [];
     for (let index = firstIndex; index <= lastIndex; index += 1) {
-      const camera = new SimulatedCamera({
-        ...behaviour,
-        url: options.url,
-        deviceId: deviceIdAt(prefix, index, idWidth),
-        applied: options.applied,
-      });
+      const deviceId = deviceIdAt(prefix, index, idWidth);
+      const random =
+        options.random === undefined && options.seed !== undefined
+          ? seededRandom(options.seed + Math.floor(hashFraction(deviceId, 'seed') * 2 ** 32))
+          : behaviour.random;
+      const camera = new SimulatedCamera({ ...behaviour, random, url: options.url, deviceId, applied: options.applied });
       cameras.push(camera);
       this.byId.set(camera.deviceId, camera);
     }

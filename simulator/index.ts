@@ -13,5 +13,6 @@ export {
 export { everyCameraApplied, everyCameraOnline, type FleetStats } from './fleet-stats.ts';
 export { CAMERA_MODELS, deviceIdAt, deviceProfile, FIRMWARE_VERSIONS, hashFraction, isAlwaysFailing } from './identity.ts';
 export { DEFAULT_BEHAVIOUR, type CameraBehaviour, type CameraOptions } from './options.ts';
+export { seededRandom } from './random.ts';
 export { readStateFile, writeStateFile, type CameraState } from './state-file.ts';
 export type { FailureReason } from './update.ts';

@@ -78,6 +78,7 @@ async function download(
   let url = offer.url;
   let expiresAt = offer.urlExpiresAt;
   let urlRequests = 0;
+  let lastUrlError = '';
   let retries = 0;
   let disconnectAt = host.planDisconnect(offer, partial.bytes);
 
@@ -85,15 +86,18 @@ async function download(
   for (;;) {
     if (host.isExpired(expiresAt)) {
       if (urlRequests >= behaviour.maxUrlRequests) {
-        return failed('download_failed', `the URL was rejected or expired after ${urlRequests} url requests`);
+        const cause = lastUrlError === '' ? 'the URL was rejected or expired' : lastUrlError;
+        return failed('download_failed', `${cause} (after ${urlRequests} url requests)`);
       }
       urlRequests += 1;
       try {
         const fresh = await host.requestUrl(offer.patchId, offer.attempt, signal);
         url = fresh.url;
         expiresAt = fresh.urlExpiresAt;
+        lastUrlError = '';
       } catch (err) {
         if (!(err instanceof UrlRequestError)) throw err;
+        lastUrlError = err.message;
         host.log.warn({ err, patchId: offer.patchId, attempt: offer.attempt }, 'url request failed');
         if (!err.retryable) return failed('download_failed', err.message);
         await sleep(retryDelay.next(), undefined, { signal });
