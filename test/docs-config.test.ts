@@ -55,12 +55,12 @@ function splitRow(line: string): string[] {
 }
 
 /** Returns the text of a cell that is exactly one code span, such as "`fleet:`" → "fleet:", or null. */
-function codeSpan(cell: string): string | null {
+function unwrapCodeSpan(cell: string): string | null {
   return /^`([^`]+)`$/.exec(cell.trim())?.[1] ?? null;
 }
 
-/** Reads the rows of the first table whose header has a `Variable` and a `Default` column. */
-function documentedVariables(markdown: string): DocumentedVariable[] {
+/** Parses the rows of the first table whose header has a `Variable` and a `Default` column. */
+function parseVariableTable(markdown: string): DocumentedVariable[] {
   const lines = markdown.split(/\r?\n/);
   const headerIndex = lines.findIndex((line) => {
     const cells = line.trim().startsWith('|') ? splitRow(line) : [];
@@ -76,15 +76,17 @@ function documentedVariables(markdown: string): DocumentedVariable[] {
     if (!line.trim().startsWith('|')) break;
     const cells = splitRow(line);
     const nameCell = cells[nameColumn] ?? '';
-    const name = codeSpan(nameCell);
-    if (name === null) throw new Error(`the Variable cell ${JSON.stringify(nameCell)} is not one code span`);
+    const name = unwrapCodeSpan(nameCell);
+    if (name === null) {
+      throw new Error(`invalid Variable cell ${JSON.stringify(nameCell)}: write the name as one code span`);
+    }
     rows.push({ name, defaultCell: cells[defaultColumn] ?? '' });
   }
   return rows;
 }
 
 /** Runs loadConfig on the minimal environment and records every variable it looks up. */
-function variablesLoadConfigReads(): Set<string> {
+function recordLoadConfigReads(): Set<string> {
   const read = new Set<string>();
   const env = new Proxy<Record<string, string | undefined>>(
     { ...MINIMAL_ENV },
@@ -101,11 +103,11 @@ function variablesLoadConfigReads(): Set<string> {
 
 const configSource = readSource(CONFIG_PATH);
 const configVariables = new Set([...configSource.matchAll(CONFIG_READ)].map((match) => match[1] as string));
-const documented = documentedVariables(readSource(DOC_PATH));
+const documented = parseVariableTable(readSource(DOC_PATH));
 const documentedNames = new Set(documented.map((row) => row.name));
 
 test('config.ts regex finds what loadConfig reads', (t) => {
-  const read = variablesLoadConfigReads();
+  const read = recordLoadConfigReads();
   for (const name of read) {
     t.true(configVariables.has(name), `loadConfig reads ${name}, but CONFIG_READ does not find it in ${CONFIG_PATH}`);
   }
@@ -145,18 +147,22 @@ test('literal defaults in config.ts are documented', (t) => {
   const literals = [...configSource.matchAll(LITERAL_DEFAULT)];
   t.true(literals.length > 0, `LITERAL_DEFAULT finds no default in ${CONFIG_PATH}`);
   for (const [, name, literal] of literals) {
-    const expected = (literal as string).replace(/^'(.*)'$/, '$1').replaceAll('_', '');
+    const quoted = /^'(.*)'$/.exec(literal as string)?.[1];
+    const expected = quoted ?? (literal as string).replaceAll('_', '');
     const row = documented.find((entry) => entry.name === name);
-    t.is(row && codeSpan(row.defaultCell), expected, `default of ${name} in ${DOC_PATH} differs from ${CONFIG_PATH}`);
+    t.truthy(row, `${CONFIG_PATH} reads ${name}, which the table in ${DOC_PATH} lacks`);
+    if (row === undefined) continue;
+    const documentedDefault = unwrapCodeSpan(row.defaultCell);
+    t.is(documentedDefault, expected, `default of ${name} in ${DOC_PATH} differs from ${CONFIG_PATH}`);
   }
 });
 
 // Setting a variable to its documented default must leave the configuration as it is without the variable.
-// Only Default cells that are one code span are checked; the others describe a computed default in words.
+// Only Default cells that are one code span are checked, because the others describe a computed default.
 test('documented defaults match loadConfig', (t) => {
   const defaults = loadConfig(MINIMAL_ENV);
   for (const { name, defaultCell } of documented) {
-    const value = codeSpan(defaultCell);
+    const value = unwrapCodeSpan(defaultCell);
     if (value === null || !configVariables.has(name)) continue;
     let config;
     try {
