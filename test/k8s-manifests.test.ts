@@ -52,8 +52,8 @@ type JsonObject = { [key: string]: Json };
 //   or `$patch: delete` to remove that object;
 // - images: name, newName, newTag; replicas: name, count.
 // Strategic merge here merges maps, merges lists whose items all have a `name` by that name, and replaces
-// every other list. Kubernetes merges container ports by containerPort and Service ports by port, so a
-// patched port must keep those numbers; mergeByName rejects a patch that changes them.
+// every other list. Kubernetes merges container ports by containerPort and Service ports by port instead.
+// Both agree while a patch keeps those numbers, and mergeByName rejects a patch that changes them.
 
 const KUSTOMIZATION_FIELDS = new Set(['apiVersion', 'kind', 'resources', 'patches', 'images', 'replicas']);
 
@@ -90,7 +90,7 @@ function mergeByName(target: Json[], patch: Json[]): Json[] {
     for (const key of ['port', 'containerPort']) {
       const patched = (item as JsonObject)[key];
       if (patched !== undefined && patched !== existing[key]) {
-        throw new Error(`patch changes ${key} of list item ${String(name)}; strategic merge would add an item`);
+        throw new Error(`patch changes ${key} of list item ${String(name)}, which Kubernetes would add as a new item`);
       }
     }
     merged[index] = strategicMerge(existing, item as JsonObject);
@@ -171,7 +171,7 @@ function renderKustomization(dir: string): Manifest[] {
   setImages(objects, (kustomization.images as JsonObject[] | undefined) ?? []);
   for (const { name, count } of (kustomization.replicas as JsonObject[] | undefined) ?? []) {
     const targets = objects.filter((o) => ['Deployment', 'StatefulSet'].includes(String(o.kind)) && isObject(o.metadata) && o.metadata.name === name);
-    if (targets.length === 0) throw new Error(`${kustomizationPath}: replicas names ${String(name)}, which is not rendered`);
+    if (targets.length === 0) throw new Error(`${kustomizationPath}: replicas entry ${String(name)} matches no Deployment or StatefulSet`);
     for (const target of targets) (target.spec as JsonObject).replicas = count as number;
   }
 
@@ -217,14 +217,14 @@ function configVariableNames(): Set<string> {
   return new Set([...CONFIG_SOURCE.matchAll(/\b(?:text|integer|url)\(\s*env,\s*'([A-Z0-9_]+)'/g)].map((m) => m[1] as string));
 }
 
-/** The environment a backend container starts with: its envFrom sources, then its env entries. */
+/** Collects the environment a backend container starts with: its envFrom sources, then its env entries. */
 function containerEnvironment(objects: Manifest[], container: IContainer): Record<string, string> {
   const environment: Record<string, string> = {};
   for (const source of container.envFrom ?? []) {
     if (source.configMapRef) Object.assign(environment, find<IConfigMap>(objects, 'ConfigMap', source.configMapRef.name ?? '').data);
     if (source.secretRef) {
       const secret = objects.find((o) => o.kind === 'Secret' && o.metadata.name === source.secretRef?.name) as ISecret | undefined;
-      // The production overlay leaves the Secrets to the operator; stand-in values let loadConfig run.
+      // The production overlay leaves the Secrets to the operator, so stand-in values let loadConfig run.
       Object.assign(environment, secret?.stringData ?? { S3_ACCESS_KEY: 'operator-provided', S3_SECRET_KEY: 'operator-provided' });
     }
   }
@@ -275,9 +275,9 @@ test('loader rejects unsupported fields', (t) => {
   t.throws(() => renderKustomization(dir), { message: /only patches with a path alone/ });
 });
 
-test('loader merges named lists and deletes objects', (t) => {
-  const target = { containers: [{ name: 'a', image: 'x', args: ['1', '2'] }, { name: 'b', image: 'y' }] };
-  const patch = { containers: [{ name: 'a', args: ['3'] }, { name: 'c', image: 'z' }] };
+test('strategic merge merges lists by name', (t) => {
+  const target: JsonObject = { containers: [{ name: 'a', image: 'x', args: ['1', '2'] }, { name: 'b', image: 'y' }] };
+  const patch: JsonObject = { containers: [{ name: 'a', args: ['3'] }, { name: 'c', image: 'z' }] };
   t.deepEqual(strategicMerge(target, patch), {
     containers: [{ name: 'a', image: 'x', args: ['3'] }, { name: 'b', image: 'y' }, { name: 'c', image: 'z' }],
   });
@@ -396,7 +396,10 @@ for (const overlay of OVERLAYS) {
 
   test(`${overlay}: matches kubectl kustomize`, (t) => {
     const result = run(t, 'kubectl', ['kustomize', overlayDir]);
-    if (!result) return t.pass();
+    if (!result) {
+      t.pass();
+      return;
+    }
     t.is(result.status, 0, String(result.stderr));
     const expected = YAML.parseAllDocuments(String(result.stdout), { version: '1.1' }).map((d) => d.toJS() as Manifest);
     const byId = (list: Manifest[]) => Object.fromEntries(list.map((o) => [objectId(o), o]));
@@ -417,8 +420,8 @@ test('local: one replica on NodePorts', (t) => {
   const minio = find<IService>(objects, 'Service', 'minio');
   t.is(devices.spec?.type, 'NodePort');
   t.is(minio.spec?.type, 'NodePort');
-  const minioNodePort = minio.spec?.ports?.find((p) => p.port === 9000)?.nodePort;
-  t.truthy(minioNodePort);
+  const minioNodePort = minio.spec?.ports?.find((p) => p.port === 9000)?.nodePort ?? 0;
+  t.true(minioNodePort > 0, 'the MinIO S3 port needs a nodePort');
 
   const publicEndpoint = new URL(find<IConfigMap>(objects, 'ConfigMap', 'fleet-config').data?.S3_PUBLIC_ENDPOINT ?? '');
   t.is(Number(publicEndpoint.port), minioNodePort, 'S3_PUBLIC_ENDPOINT must point at the MinIO NodePort');
@@ -489,6 +492,9 @@ test('base: bucket Job script is valid sh', (t) => {
 
 test('manifests pass yamllint', (t) => {
   const result = run(t, 'yamllint', ['--strict', '-f', 'parsable', '-d', '{extends: default, rules: {line-length: {max: 120}, document-start: disable}}', relative(ROOT, K8S_DIR)]);
-  if (!result) return t.pass();
+  if (!result) {
+    t.pass();
+    return;
+  }
   t.is(result.status, 0, String(result.stdout));
 });
