@@ -110,11 +110,11 @@ export async function runDemo(options: DemoOptions): Promise<void> {
       s3Env = { S3_ENDPOINT: s3.endpoint, S3_ACCESS_KEY: s3.accessKey, S3_SECRET_KEY: s3.secretKey };
       progress.message(`started S3-compatible store on ${s3.endpoint}`);
     }
-    const prefix = process.env.FLEET_KEY_PREFIX ?? `demo-${randomBytes(3).toString('hex')}:`;
+    const prefix = process.env.FLEET_KEY_PREFIX || `demo-${randomBytes(3).toString('hex')}:`;
     const env: Record<string, string> = {
       REDIS_URL: redisUrl,
       FLEET_KEY_PREFIX: prefix,
-      S3_BUCKET: process.env.S3_BUCKET ?? 'fleet-demo',
+      S3_BUCKET: process.env.S3_BUCKET || 'fleet-demo',
       FLEET_REPLICA_ID: 'demo-replica-1',
       ...s3Env,
     };

@@ -14,7 +14,7 @@ export interface StorageAccess {
   close(): Promise<void>;
 }
 
-/** Exit codes of the CLI, documented in docs/cli.md. */
+/** Exit codes of the CLI, documented in docs/operators.md. */
 export const EXIT = { ok: 0, failure: 1, usage: 2, unavailable: 3, conflict: 4, incomplete: 5 } as const;
 
 export class CliError extends Error {
@@ -23,6 +23,17 @@ export class CliError extends Error {
     readonly exitCode: number,
   ) {
     super(message);
+  }
+}
+
+/** Hides the password of a redis:// URL so that it can appear in messages. */
+export function withoutPassword(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return '(unparsable URL)';
   }
 }
 
@@ -43,7 +54,7 @@ export async function openStorage(): Promise<StorageAccess> {
     await redis.ping();
   } catch (err) {
     redis.disconnect();
-    throw new CliError(`cannot reach Redis at ${config.redisUrl}: ${(err as Error).message}`, EXIT.unavailable);
+    throw new CliError(`cannot reach Redis at ${withoutPassword(config.redisUrl)}: ${(err as Error).message}`, EXIT.unavailable);
   }
   const state = new StateStore(redis, createKeys(config.keyPrefix));
   const bucket = new PatchBucket(config.s3);

@@ -128,11 +128,12 @@ export class BackgroundWork {
   }
 
   private async pollCatalog(): Promise<void> {
-    const { state, redis, keys } = { ...this.services, keys: this.services.state.keys };
-    const [version, length] = await Promise.all([state.catalogVersion(), redis.llen(keys.patchFiles)]);
+    const { state } = this.services;
+    const [version, length] = await Promise.all([state.catalogVersion(), state.catalogLength()]);
     if (length !== this.lastCatalogLength) {
-      this.lastCatalogLength = length;
+      // Recorded only after the inspection succeeded, so an entry whose inspection failed is retried.
       await this.services.catalog.inspectListed(this.services.config.replicaId);
+      this.lastCatalogLength = length;
     }
     if (version !== this.lastCatalogVersion) {
       this.lastCatalogVersion = version;

@@ -72,6 +72,14 @@ function url(env: Env, name: string, fallback: string | undefined, protocols: st
   return value.replace(/\/+$/, '');
 }
 
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+function logLevel(env: Env): string {
+  const level = text(env, 'LOG_LEVEL', 'info');
+  if (!LOG_LEVELS.includes(level)) throw new ConfigError('LOG_LEVEL', `expected one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(level)}`);
+  return level;
+}
+
 /** Reads and validates the configuration; throws ConfigError naming the first bad variable. */
 export function loadConfig(env: Env = process.env): Config {
   const endpoint = url(env, 'S3_ENDPOINT', undefined, ['http:', 'https:']);
@@ -107,7 +115,7 @@ export function loadConfig(env: Env = process.env): Config {
     host: text(env, 'FLEET_HOST', '0.0.0.0'),
     port: integer(env, 'FLEET_PORT', 8080, 0, 65535),
     replicaId: text(env, 'FLEET_REPLICA_ID', hostname()),
-    logLevel: text(env, 'LOG_LEVEL', 'info'),
+    logLevel: logLevel(env),
     maxPayloadBytes: integer(env, 'FLEET_MAX_PAYLOAD_BYTES', 16 * 1024, 1024, 1024 * 1024),
     helloTimeoutMs: integer(env, 'FLEET_HELLO_TIMEOUT_MS', 10_000, 100, 600_000),
     heartbeatIntervalS,

@@ -3,8 +3,10 @@
  * so several fleets or test runs can share one Redis. The operator-facing names `known_devices`,
  * `patch_files`, `patch_status` and `in_flight_updates` are kept as they are in the keys.
  *
- * Ids reaching this module have passed the id grammar in protocol/names.ts, so they contain no braces,
- * wildcards or separators. Keys of one device share the hash tag `{deviceId}`.
+ * Device ids and uploaded patch ids have passed the id grammar in protocol/names.ts, so they contain no
+ * braces, wildcards or separators. The one exception is an id someone pushed onto `patch_files` by hand:
+ * it may be anything, is only ever part of a key name (never of a SCAN pattern), and is marked missing.
+ * Keys of one device share the hash tag `{deviceId}`.
  */
 export interface Keys {
   readonly prefix: string;

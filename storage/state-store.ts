@@ -155,6 +155,11 @@ export class StateStore {
     return Number((await this.redis.get(this.keys.catalogVersion)) ?? 0);
   }
 
+  /** Number of entries in the catalog list, duplicates included. */
+  async catalogLength(): Promise<number> {
+    return this.redis.llen(this.keys.patchFiles);
+  }
+
   /** Catalog entries in release order, each id once (an id pushed twice keeps its first place). */
   async catalog(): Promise<string[]> {
     const ids = await this.redis.lrange(this.keys.patchFiles, 0, -1);
