@@ -8,7 +8,10 @@ import { startBackendProcess } from '../local/backend-process.ts';
 import { startCluster } from '../local/cluster.ts';
 import { startLocalRedis, type LocalRedis } from '../local/redis-server.ts';
 import { startLocalS3, type LocalS3 } from '../local/s3-server.ts';
-import { SimulatedFleet } from '../simulator/index.ts';
+import { fleetDeviceIds, SimulatedFleet } from '../simulator/index.ts';
+import { DeviceTokens } from '../security/device-tokens.ts';
+import { issueDeviceTokens } from '../security/device-provisioning.ts';
+import { generateSigningKeys } from '../security/patch-signing.ts';
 import { PatchBucket } from '../storage/bucket.ts';
 import { Catalog } from '../storage/catalog.ts';
 import { createKeys } from '../storage/keys.ts';
@@ -111,7 +114,12 @@ export async function runDemo(options: DemoOptions): Promise<void> {
       progress.message(`started S3-compatible store on ${s3.endpoint}`);
     }
     const prefix = process.env.FLEET_KEY_PREFIX || `demo-${randomBytes(3).toString('hex')}:`;
+    // The demo runs with security on, as production does: its own token secret and signing keys.
+    const signing = generateSigningKeys();
+    const deviceTokenSecret = randomBytes(48).toString('base64');
     const env: Record<string, string> = {
+      FLEET_DEVICE_TOKEN_SECRET: deviceTokenSecret,
+      FLEET_SIGNING_PUBLIC_KEY: signing.publicKey,
       REDIS_URL: redisUrl,
       FLEET_KEY_PREFIX: prefix,
       S3_BUCKET: process.env.S3_BUCKET || 'fleet-demo',
@@ -156,9 +164,20 @@ export async function runDemo(options: DemoOptions): Promise<void> {
     const redis = connectRedis(redisUrl, 'fleet-demo');
     cleanups.push(async () => redis.disconnect());
     const state = new StateStore(redis, createKeys(prefix));
-    const catalog = new Catalog(state, bucket, pino({ level: 'silent' }));
+    const catalog = new Catalog(state, bucket, pino({ level: 'silent' }), {
+      publicKey: signing.publicKey,
+      requireSignatures: true,
+    });
 
-    const fleet = new SimulatedFleet({ url: deviceUrl, count: deviceCount, failureRate, disconnectRate });
+    const tokens = await issueDeviceTokens(state, new DeviceTokens(deviceTokenSecret), fleetDeviceIds({ count: deviceCount }));
+    const fleet = new SimulatedFleet({
+      url: deviceUrl,
+      count: deviceCount,
+      failureRate,
+      disconnectRate,
+      signingPublicKey: signing.publicKey,
+      tokenFor: (id) => tokens.get(id) ?? '',
+    });
     cleanups.push(() => fleet.stop());
     progress.message(`starting ${deviceCount} simulated cameras`);
     await fleet.start();
@@ -170,7 +189,7 @@ export async function runDemo(options: DemoOptions): Promise<void> {
       const id = `demo-patch-${index + 1}-${randomBytes(3).toString('hex')}.bin`;
       const file = join(workDir, id);
       await writeFile(file, randomBytes(size));
-      const { sha256 } = await catalog.upload(id, createReadStream(file), size);
+      const { sha256 } = await catalog.upload(id, createReadStream(file), size, { signingKey: signing.privateKey });
       patchIds.push(id);
       progress.message(`released ${id} (${bytes(size)}, sha256 ${sha256.slice(0, 16)}…)`);
     }
@@ -225,7 +244,7 @@ export async function runDemo(options: DemoOptions): Promise<void> {
     if (options.keepRunning) {
       progress.message(
         `\nkeeping everything running; press Ctrl-C to stop. To use the CLI against it:\n` +
-          Object.entries(env).map(([k, v]) => `  export ${k}=${v}`).join('\n'),
+          Object.entries(env).map(([k, v]) => `  export ${k}='${v}'`).join('\n'),
       );
       process.removeListener('SIGINT', onSignal);
       await new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));

@@ -1,6 +1,9 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
 import { runDemo } from './demo.ts';
+import { acceptDevice, printDeviceToken, revokeDevice } from './device-admin.ts';
+import { createKeys, signPatchFile } from './keys.ts';
+import { createOperator, listOperators, revokeOperator } from './operators.ts';
 import { listDevices } from './devices.ts';
 import { listPatches, uploadPatch } from './patch.ts';
 import { serve } from './serve.ts';
@@ -26,8 +29,19 @@ patch
   .argument('<file>', 'patch file to upload')
   .option('--id <id>', 'patch id and object key (default: the file name)')
   .option('--name <name>', 'human-readable name shown to operators (default: the id)')
+  .option('--version <version>', 'version in the signed manifest (default: the id)')
+  .option('--key <file>', 'Ed25519 signing key, PEM (default: FLEET_SIGNING_KEY_FILE)')
   .option('--json', 'print one JSON object instead of text')
   .action(uploadPatch);
+patch
+  .command('sign')
+  .description('write FILE.sig, a detached signature, for a patch put into the bucket by another tool')
+  .argument('<file>', 'patch file')
+  .option('--id <id>', 'patch id and object key (default: the file name)')
+  .option('--name <name>', 'human-readable name (default: the id)')
+  .option('--version <version>', 'version (default: the id)')
+  .option('--key <file>', 'Ed25519 signing key, PEM (default: FLEET_SIGNING_KEY_FILE)')
+  .action(signPatchFile);
 patch
   .command('list')
   .description('list the catalog in release order')
@@ -55,14 +69,53 @@ function withCameraOptions(command: Command): Command {
     .option('--flaky-rate <fraction>', 'probability per attempt that an apply fails', '0')
     .option('--disconnect-rate <fraction>', 'probability per attempt of a drop mid-download', '0')
     .option('--download-kbps <KiB/s>', 'download speed limit per camera in KiB/s; 0 for none', '0')
-    .option('--apply-ms <ms>', 'mean time to apply a patch in milliseconds', '300');
+    .option('--apply-ms <ms>', 'mean time to apply a patch in milliseconds', '300')
+    .option('--public-key <pem>', 'fleet signing public key the cameras verify with (default: FLEET_SIGNING_PUBLIC_KEY)');
 }
 
-withCameraOptions(program.command('device'))
-  .description('play one camera; its applied patches persist in a state file across restarts')
+const device = program.command('device').description('play one camera, or manage device tokens and enrolment');
+withCameraOptions(device.command('play', { isDefault: true }))
+  .description('play one camera (the default: `fleet device ID`); its applied patches persist in a state file')
   .argument('<id>', 'device id')
   .option('--state <file>', 'state file (default: .fleet/<id>.json)')
+  .option('--token <token>', 'device token (default: FLEET_DEVICE_TOKEN, else one is issued through Redis)')
   .action(runDevice);
+device
+  .command('token')
+  .description('provision a device if needed and print a token for it')
+  .argument('<id>', 'device id')
+  .option('--ttl <seconds>', 'lifetime of the token; 0 or absent for no expiry (revocation still applies)')
+  .option('--json', 'print JSON')
+  .action(printDeviceToken);
+device
+  .command('revoke')
+  .description('invalidate every token of a device and disconnect it')
+  .argument('<id>', 'device id')
+  .action(revokeDevice);
+device
+  .command('accept')
+  .description('accept a pending device (auto-enrolment) so it gets patches')
+  .argument('<id>', 'device id')
+  .action(acceptDevice);
+
+program
+  .command('keys')
+  .description('manage the fleet secrets')
+  .command('create')
+  .description('create a patch signing key pair and a device token secret')
+  .option('--out <dir>', 'folder for the files', 'fleet-keys')
+  .action(createKeys);
+
+const operator = program.command('operator').description('manage operator tokens for the HTTP API and dashboard');
+operator
+  .command('create')
+  .description('create an operator token and print it once')
+  .argument('<name>', 'who the token is for')
+  .requiredOption('--role <role>', 'read (read-only) or operator (read and change)')
+  .option('--json', 'print JSON')
+  .action(createOperator);
+operator.command('list').description('list operator tokens (names and roles, never tokens)').option('--json', 'print JSON').action(listOperators);
+operator.command('revoke').description('delete the tokens of an operator').argument('<name>').action(revokeOperator);
 
 withCameraOptions(program.command('simulate'))
   .description('play many cameras in this process until Ctrl-C')

@@ -3,13 +3,16 @@ import { stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { SingleBar } from 'cli-progress';
 import { PatchExistsError } from '../storage/bucket.ts';
-import { InvalidPatchIdError, PatchConflictError } from '../storage/catalog.ts';
+import { InvalidPatchIdError, PatchConflictError, SigningKeyError } from '../storage/catalog.ts';
+import { readSigningKey } from './keys.ts';
 import { bytes, table } from './format.ts';
 import { CliError, EXIT, openStorage } from './storage-access.ts';
 
 export interface UploadOptions {
   id?: string;
   name?: string;
+  version?: string;
+  key?: string;
   json?: boolean;
 }
 
@@ -20,7 +23,15 @@ export async function uploadPatch(file: string, options: UploadOptions): Promise
   });
   if (!info.isFile()) throw new CliError(`${file} is not a regular file`, EXIT.usage);
   const patchId = options.id ?? basename(file);
+  const signingKey = await readSigningKey(options.key ?? process.env.FLEET_SIGNING_KEY_FILE);
   const storage = await openStorage();
+  if (!signingKey && storage.config.security.requireSignatures) {
+    await storage.close();
+    throw new CliError(
+      'this fleet requires signed patches: pass --key FILE or set FLEET_SIGNING_KEY_FILE (see `fleet keys create`)',
+      EXIT.usage,
+    );
+  }
   const progress = options.json || !process.stderr.isTTY ? null : new SingleBar({
     format: `uploading ${patchId} [{bar}] {percentage}% {value}/{total} bytes`,
     stream: process.stderr,
@@ -28,15 +39,18 @@ export async function uploadPatch(file: string, options: UploadOptions): Promise
   progress?.start(info.size, 0);
   try {
     await storage.bucket.ensureBucket();
-    const { sha256, result } = await storage.catalog.upload(patchId, createReadStream(file), info.size, {
+    const { sha256, result, signed, state } = await storage.catalog.upload(patchId, createReadStream(file), info.size, {
       ...(options.name ? { name: options.name } : {}),
+      ...(options.version ? { version: options.version } : {}),
+      ...(signingKey ? { signingKey } : {}),
       onBytes: (sent) => progress?.update(sent),
     });
     progress?.stop();
     if (options.json) {
-      process.stdout.write(`${JSON.stringify({ id: patchId, size: info.size, sha256, result: result.kind })}\n`);
+      const summary = { id: patchId, size: info.size, sha256, signed, state, result: result.kind };
+      process.stdout.write(`${JSON.stringify(summary)}\n`);
     } else {
-      process.stdout.write(`released ${patchId} (${bytes(info.size)}, sha256 ${sha256})\n`);
+      process.stdout.write(`released ${patchId} (${bytes(info.size)}, sha256 ${sha256}, ${signed ? 'signed' : 'unsigned'})\n`);
     }
   } catch (err) {
     progress?.stop();
@@ -44,6 +58,7 @@ export async function uploadPatch(file: string, options: UploadOptions): Promise
       throw new CliError(err.message, EXIT.conflict);
     }
     if (err instanceof InvalidPatchIdError) throw new CliError(`${err.message}; choose one with --id`, EXIT.usage);
+    if (err instanceof SigningKeyError) throw new CliError(err.message, EXIT.usage);
     throw err;
   } finally {
     await storage.close();

@@ -1,9 +1,13 @@
 import { pino } from 'pino';
-import { SimulatedCamera, SimulatedFleet } from '../simulator/index.ts';
-import { CliError, EXIT } from './storage-access.ts';
+import { fleetDeviceIds, SimulatedCamera, SimulatedFleet } from '../simulator/index.ts';
+import { DeviceTokens } from '../security/device-tokens.ts';
+import { issueDeviceTokens } from '../security/device-provisioning.ts';
+import { CliError, EXIT, openStorage } from './storage-access.ts';
 
 export interface SimulateOptions {
   url: string;
+  token?: string;
+  publicKey?: string;
   devices: string;
   prefix: string;
   failureRate: string;
@@ -23,13 +27,25 @@ function number(name: string, value: string, min: number, max = Infinity): numbe
 }
 
 function behaviour(options: Omit<SimulateOptions, 'devices' | 'prefix' | 'json' | 'url'>) {
+  const signingPublicKey = options.publicKey ?? process.env.FLEET_SIGNING_PUBLIC_KEY ?? null;
   return {
+    signingPublicKey: signingPublicKey || null,
     failureRate: number('failure-rate', options.failureRate, 0, 1),
     flakyRate: number('flaky-rate', options.flakyRate, 0, 1),
     disconnectRate: number('disconnect-rate', options.disconnectRate, 0, 1),
     downloadBytesPerSecond: number('download-kbps', options.downloadKbps, 0) * 1024,
     applyMs: number('apply-ms', options.applyMs, 0),
   };
+}
+
+/** Provisions the devices and issues their tokens, with the same configuration as `fleet serve`. */
+async function issueTokensFromStorage(deviceIds: string[]): Promise<Map<string, string>> {
+  const storage = await openStorage();
+  try {
+    return await issueDeviceTokens(storage.state, new DeviceTokens(storage.config.security.deviceTokenSecret), deviceIds);
+  } finally {
+    await storage.close();
+  }
 }
 
 function untilInterrupted(): Promise<void> {
@@ -42,7 +58,16 @@ function untilInterrupted(): Promise<void> {
 /** `fleet simulate --devices N`: plays N cameras in this process until Ctrl-C, printing totals. */
 export async function simulateFleet(options: SimulateOptions): Promise<void> {
   const count = number('devices', options.devices, 1, 100_000);
-  const fleet = new SimulatedFleet({ url: options.url, count, prefix: options.prefix, ...behaviour(options) });
+  const ids = fleetDeviceIds({ count, prefix: options.prefix });
+  const tokens = await issueTokensFromStorage(ids);
+  process.stderr.write(`issued ${tokens.size} device tokens\n`);
+  const fleet = new SimulatedFleet({
+    url: options.url,
+    count,
+    prefix: options.prefix,
+    tokenFor: (id) => tokens.get(id) ?? '',
+    ...behaviour(options),
+  });
   const interrupted = untilInterrupted();
   await fleet.start();
   const timer = setInterval(() => {
@@ -61,7 +86,8 @@ export async function simulateFleet(options: SimulateOptions): Promise<void> {
 export async function runDevice(deviceId: string, options: SimulateOptions & { state?: string }): Promise<void> {
   const stateFile = options.state ?? `.fleet/${deviceId}.json`;
   const logger = pino({ level: 'info' });
-  const camera = new SimulatedCamera({ url: options.url, deviceId, stateFile, logger, ...behaviour(options) });
+  const token = options.token ?? process.env.FLEET_DEVICE_TOKEN ?? (await issueTokensFromStorage([deviceId])).get(deviceId);
+  const camera = new SimulatedCamera({ url: options.url, deviceId, token, stateFile, logger, ...behaviour(options) });
   camera.on('connected', (e) => logger.info({ sessionId: e.sessionId }, 'connected'));
   camera.on('applied', (e) => logger.info({ patchId: e.patchId, attempt: e.attempt }, 'patch applied'));
   camera.on('failed', (e) => logger.warn({ patchId: e.patchId, reason: e.reason }, 'patch failed'));

@@ -58,7 +58,10 @@ export async function openStorage(): Promise<StorageAccess> {
   }
   const state = new StateStore(redis, createKeys(config.keyPrefix));
   const bucket = new PatchBucket(config.s3);
-  const catalog = new Catalog(state, bucket, pino({ level: 'silent' }));
+  const catalog = new Catalog(state, bucket, pino({ level: 'silent' }), {
+    publicKey: config.security.signingPublicKey,
+    requireSignatures: config.security.requireSignatures,
+  });
   return {
     config,
     state,

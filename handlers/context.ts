@@ -12,12 +12,15 @@ export interface HandlerSettings {
   updateTimeoutMs: number;
   maxAttempts: number;
   urlTtlS: number;
+  security: { enrollment: 'provisioned' | 'auto' };
 }
 
 /** What a handler may know and change about the connection it serves. */
 export interface Session {
   readonly connectionId: string;
   readonly sessionId: string;
+  /** Device id from the token the connection was opened with; `hello` must name the same one. */
+  readonly authenticatedDeviceId: string;
   /** Null until a `hello` is accepted. */
   deviceId: string | null;
   /** The offer this connection last sent and has no terminal result for yet. */

@@ -28,6 +28,8 @@ export async function offerNext(ctx: HandlerContext): Promise<void> {
     name: patch.name,
     size: patch.size,
     sha256: patch.sha256,
+    version: patch.version,
+    ...(patch.signature ? { signature: patch.signature } : {}),
     url: signed.url,
     urlExpiresAt: signed.expiresAt,
   });

@@ -30,6 +30,12 @@ export const CLOSE_CODES = {
     reconnect: false,
     description: 'A newer connection with the same device id took over. This connection must not reconnect.',
   },
+  unauthorized: {
+    code: 4102,
+    reconnect: false,
+    description: 'The device token was revoked, or the device claimed another id than its token. Get a new ' +
+      'token before reconnecting.',
+  },
   too_many_errors: {
     code: 4101,
     reconnect: false,

@@ -29,9 +29,15 @@ export const DEVICE_ERRORS = {
     retryable: true,
     description: 'A message other than `hello` arrived before the `hello`. Send `hello` first.',
   },
-  hello_mismatch: {
+  device_id_mismatch: {
     retryable: false,
-    description: 'A second `hello` on the same connection claims another device id. Open a new connection.',
+    description: 'The `deviceId` in `hello` differs from the subject of the token the connection was opened ' +
+      'with. The server closes the connection with 4102.',
+  },
+  rate_limited: {
+    retryable: true,
+    description: 'The device sent messages faster than its rate limit; this message was not handled. Send it ' +
+      'again after a short delay.',
   },
   unknown_patch: {
     retryable: false,

@@ -52,6 +52,7 @@ export const Progress = Type.Object(
 export const FAILURE_REASONS = [
   'download_failed',
   'checksum_mismatch',
+  'signature_invalid',
   'apply_failed',
   'rejected',
   'artifact_missing',
@@ -102,6 +103,9 @@ export const Welcome = Type.Object(
     sessionId: Type.String({ description: 'Id of this connection; appears in server logs.' }),
     heartbeatIntervalS: Type.Integer({ minimum: 1, description: 'How often to send `heartbeat`.' }),
     serverTime: EpochMs,
+    enrollment: Type.Union([Type.Literal('accepted'), Type.Literal('pending')], {
+      description: 'A pending device stays connected but gets no offers until an operator accepts it.',
+    }),
   },
   { ...strict, title: 'welcome', description: 'Reply to `hello`: the device is registered.' },
 );
@@ -114,6 +118,13 @@ export const Offer = Type.Object(
     name: Type.String({ description: 'Human-readable patch name.' }),
     size: Type.Integer({ minimum: 0, description: 'Size of the patch file in bytes.' }),
     sha256: Sha256Hex,
+    version: Type.String({ description: 'Version of the patch, part of the signed manifest.' }),
+    signature: Type.Optional(
+      Type.String({
+        description: 'Base64 Ed25519 signature of the canonical manifest (v, id, name, version, size, sha256) ' +
+          'by the fleet signing key. Absent only when the fleet does not require signatures.',
+      }),
+    ),
     url: Type.String({ description: 'Signed HTTP GET URL of the patch file. Supports Range requests.' }),
     urlExpiresAt: EpochMs,
   },
@@ -166,5 +177,6 @@ export type ServerMessage = { [K in keyof typeof SERVER_MESSAGES]: Static<(typeo
   keyof typeof SERVER_MESSAGES
 ];
 export type OfferMessage = Static<typeof Offer>;
+export type WelcomeMessage = Static<typeof Welcome>;
 
 export const ALL_SCHEMAS: Record<string, TSchema> = { ...DEVICE_MESSAGES, ...SERVER_MESSAGES };

@@ -63,6 +63,15 @@ export class BackgroundWork {
         if (connection?.session.sessionId === event.sessionId) connection.close('session_replaced');
         break;
       }
+      case 'accepted': {
+        // The device stays connected while pending; once accepted it gets its first offer.
+        const connection = registry.get(event.deviceId);
+        if (connection) this.offerTo(connection);
+        break;
+      }
+      case 'revoked':
+        registry.get(event.deviceId)?.close('unauthorized');
+        break;
     }
   }
 

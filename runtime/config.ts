@@ -1,4 +1,5 @@
 import { hostname } from 'node:os';
+import { checkPublicKey } from '../security/patch-signing.ts';
 
 /** Configuration of one replica, read from environment variables. docs/configuration.md lists each one. */
 export interface Config {
@@ -29,6 +30,21 @@ export interface Config {
   sendQueueLimit: number;
   drainMs: number;
   shutdownTimeoutMs: number;
+  security: SecurityConfig;
+}
+
+export interface SecurityConfig {
+  deviceTokenSecret: string;
+  enrollment: 'provisioned' | 'auto';
+  /** Bootstrap operator token from the environment; null when unset. */
+  adminToken: string | null;
+  signingPublicKey: string | null;
+  requireSignatures: boolean;
+  deviceMessagesPerS: number;
+  deviceMessageBurst: number;
+  upgradesPerSPerAddress: number;
+  upgradeBurst: number;
+  trustForwardedFor: boolean;
 }
 
 export class ConfigError extends Error {
@@ -72,6 +88,56 @@ function url(env: Env, name: string, fallback: string | undefined, protocols: st
   return value.replace(/\/+$/, '');
 }
 
+function choice<T extends string>(env: Env, name: string, fallback: T, allowed: readonly T[]): T {
+  const value = text(env, name, fallback);
+  if (!allowed.includes(value as T)) {
+    throw new ConfigError(name, `expected one of ${allowed.join(', ')}, got ${JSON.stringify(value)}`);
+  }
+  return value as T;
+}
+
+function flag(env: Env, name: string, fallback: boolean): boolean {
+  return choice(env, name, fallback ? 'true' : 'false', ['true', 'false']) === 'true';
+}
+
+function security(env: Env): SecurityConfig {
+  const deviceTokenSecret = text(env, 'FLEET_DEVICE_TOKEN_SECRET');
+  if (Buffer.byteLength(deviceTokenSecret) < 32) {
+    throw new ConfigError('FLEET_DEVICE_TOKEN_SECRET', 'must be at least 32 bytes; generate one with `openssl rand -base64 48`');
+  }
+  const adminToken = env.FLEET_ADMIN_TOKEN || null;
+  if (adminToken !== null && adminToken.length < 32) {
+    throw new ConfigError('FLEET_ADMIN_TOKEN', 'must be at least 32 characters');
+  }
+  const signingPublicKey = env.FLEET_SIGNING_PUBLIC_KEY || null;
+  if (signingPublicKey !== null) {
+    try {
+      checkPublicKey(signingPublicKey);
+    } catch (err) {
+      throw new ConfigError('FLEET_SIGNING_PUBLIC_KEY', `not an Ed25519 public key in PEM form: ${(err as Error).message}`);
+    }
+  }
+  const requireSignatures = flag(env, 'FLEET_REQUIRE_SIGNATURES', true);
+  if (requireSignatures && signingPublicKey === null) {
+    throw new ConfigError(
+      'FLEET_SIGNING_PUBLIC_KEY',
+      'is required while FLEET_REQUIRE_SIGNATURES is true (the default); create keys with `fleet keys create`',
+    );
+  }
+  return {
+    deviceTokenSecret,
+    enrollment: choice(env, 'FLEET_ENROLLMENT', 'provisioned', ['provisioned', 'auto'] as const),
+    adminToken,
+    signingPublicKey,
+    requireSignatures,
+    deviceMessagesPerS: integer(env, 'FLEET_DEVICE_MESSAGES_PER_S', 20, 1, 100_000),
+    deviceMessageBurst: integer(env, 'FLEET_DEVICE_MESSAGE_BURST', 60, 1, 100_000),
+    upgradesPerSPerAddress: integer(env, 'FLEET_UPGRADES_PER_S_PER_ADDRESS', 100, 1, 1_000_000),
+    upgradeBurst: integer(env, 'FLEET_UPGRADE_BURST', 1000, 1, 1_000_000),
+    trustForwardedFor: flag(env, 'FLEET_TRUST_FORWARDED_FOR', false),
+  };
+}
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 function logLevel(env: Env): string {
@@ -96,6 +162,7 @@ export function loadConfig(env: Env = process.env): Config {
   if (presenceLeaseMs <= heartbeatIntervalS * 1000) {
     throw new ConfigError('FLEET_PRESENCE_LEASE_MS', 'must be longer than the heartbeat interval');
   }
+  const securityConfig = security(env);
   const drainMs = integer(env, 'FLEET_DRAIN_MS', 10_000, 0, 600_000);
   const shutdownTimeoutMs = integer(env, 'FLEET_SHUTDOWN_TIMEOUT_MS', 25_000, 1000, 3_600_000);
   if (shutdownTimeoutMs <= drainMs) {
@@ -129,5 +196,6 @@ export function loadConfig(env: Env = process.env): Config {
     sendQueueLimit: integer(env, 'FLEET_SEND_QUEUE_LIMIT', 256, 8, 100_000),
     drainMs,
     shutdownTimeoutMs,
+    security: securityConfig,
   };
 }

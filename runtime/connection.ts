@@ -3,11 +3,14 @@ import type { WebSocket } from 'uWebSockets.js';
 import { CLOSE_CODES, type CloseReason } from '../protocol/close-codes.ts';
 import type { ServerMessage } from '../protocol/messages.ts';
 import type { Session } from '../handlers/context.ts';
+import type { TokenBucket } from '../security/rate-limit.ts';
 
 /** Per-socket data uWebSockets.js keeps for us; the Connection is attached at open. */
 export interface SocketData {
   connectionId: string;
   remoteAddress: string;
+  /** Device id from the verified token. */
+  deviceId: string;
   connection?: Connection;
 }
 
@@ -39,11 +42,16 @@ export class Connection {
     public log: Logger,
     sessionId: string,
     connectionId: string,
+    authenticatedDeviceId: string,
     private readonly queueLimit: number,
     private readonly onBackpressure: () => void,
+    readonly rate: TokenBucket,
   ) {
-    this.session = { connectionId, sessionId, deviceId: null, offer: null };
+    this.session = { connectionId, sessionId, authenticatedDeviceId, deviceId: null, offer: null };
   }
+
+  /** Messages received and not yet handled. */
+  pending = 0;
 
   get isClosed(): boolean {
     return this.closed;
@@ -51,7 +59,10 @@ export class Connection {
 
   /** Runs `task` after every task queued before it on this connection. */
   enqueue(task: () => Promise<void>): Promise<void> {
-    const next = this.chain.then(() => (this.closed ? undefined : task()));
+    this.pending += 1;
+    const next = this.chain.then(() => (this.closed ? undefined : task())).finally(() => {
+      this.pending -= 1;
+    });
     this.chain = next.catch(() => undefined);
     return next;
   }

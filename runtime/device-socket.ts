@@ -7,16 +7,33 @@ import { sendError } from '../handlers/send-error.ts';
 import type { DeviceMessageType } from '../protocol/messages.ts';
 import { parseDeviceMessage } from '../protocol/validate.ts';
 import { Connection, type SocketData } from './connection.ts';
+import { authorizeUpgrade, type UpgradeRejection } from './device-auth.ts';
+import { TokenBucket } from '../security/rate-limit.ts';
+import type { HttpResponse } from 'uWebSockets.js';
 import type { ReplicaServices } from './services.ts';
 
 /** A device that sends this many invalid messages in a row is closed with `too_many_errors`. */
 const MAX_INVALID_IN_A_ROW = 20;
+/** Messages of one connection waiting for their handler; more are rejected with rate_limited. */
+const MAX_PENDING_MESSAGES = 64;
+
+function reject(res: HttpResponse, status: string, code: UpgradeRejection, message: string): void {
+  res.cork(() => {
+    res.writeStatus(status).writeHeader('content-type', 'application/json').end(JSON.stringify({ error: code, message }));
+  });
+}
 
 /**
  * The WebSocket behaviour of the device endpoint: it owns the sockets and bytes, validates every frame
  * against the protocol schemas and hands valid messages to the handler of their type.
  */
 export function deviceSocketBehavior(services: ReplicaServices): WebSocketBehavior<SocketData> {
+  const clientAddress = (remote: ArrayBuffer, forwardedFor: string) => {
+    // Behind a proxy every device shares the proxy's address; the last X-Forwarded-For entry is the one
+    // the proxy itself added, so only that one is trusted, and only when configured.
+    if (config.security.trustForwardedFor && forwardedFor) return forwardedFor.split(',').pop()?.trim() ?? '';
+    return Buffer.from(remote).toString();
+  };
   const { config, registry, log } = services;
   let connectionCounter = 0;
   const contextFor = handlerContextFactory(services);
@@ -33,28 +50,56 @@ export function deviceSocketBehavior(services: ReplicaServices): WebSocketBehavi
 
     upgrade: (res, req, context) => {
       if (!services.accepting) {
-        res.writeStatus('503 Service Unavailable').end('replica is shutting down');
+        reject(res, '503 Service Unavailable', 'shutting_down', 'replica is shutting down; connect again');
         return;
       }
-      const data: SocketData = {
-        connectionId: `${config.replicaId}-${++connectionCounter}`,
-        remoteAddress: Buffer.from(res.getRemoteAddressAsText()).toString(),
-      };
-      res.upgrade(
-        data,
-        req.getHeader('sec-websocket-key'),
-        req.getHeader('sec-websocket-protocol'),
-        req.getHeader('sec-websocket-extensions'),
-        context,
+      // Everything from req must be read now: it is gone once this function returns.
+      const remoteAddress = clientAddress(res.getRemoteAddressAsText(), req.getHeader('x-forwarded-for'));
+      const authorization = req.getHeader('authorization');
+      const key = req.getHeader('sec-websocket-key');
+      const protocol = req.getHeader('sec-websocket-protocol');
+      const extensions = req.getHeader('sec-websocket-extensions');
+      if (!services.upgradeLimiter.take(remoteAddress)) {
+        services.metrics.upgradeRejected('rate_limited');
+        reject(res, '429 Too Many Requests', 'rate_limited', 'too many connection attempts from this address');
+        return;
+      }
+      let aborted = false;
+      res.onAborted(() => {
+        aborted = true;
+      });
+      void authorizeUpgrade(authorization, services.deviceTokens, services.state, config.security.enrollment).then(
+        (decision) => {
+          if (aborted) return;
+          if (!decision.ok) {
+            services.metrics.upgradeRejected(decision.code);
+            log.info({ remoteAddress, code: decision.code }, 'device upgrade rejected');
+            reject(res, decision.status, decision.code, decision.message);
+            return;
+          }
+          const data: SocketData = {
+            connectionId: `${config.replicaId}-${++connectionCounter}`,
+            remoteAddress,
+            deviceId: decision.deviceId,
+          };
+          res.cork(() => res.upgrade(data, key, protocol, extensions, context));
+        },
       );
     },
 
     open: (ws) => {
       const data = ws.getUserData();
       const sessionId = randomUUID();
-      const connLog: Logger = log.child({ connectionId: data.connectionId, sessionId });
-      const connection = new Connection(ws, connLog, sessionId, data.connectionId, config.sendQueueLimit, () =>
-        services.metrics.backpressure(),
+      const connLog: Logger = log.child({ connectionId: data.connectionId, sessionId, deviceId: data.deviceId });
+      const connection = new Connection(
+        ws,
+        connLog,
+        sessionId,
+        data.connectionId,
+        data.deviceId,
+        config.sendQueueLimit,
+        () => services.metrics.backpressure(),
+        new TokenBucket(config.security.deviceMessagesPerS, config.security.deviceMessageBurst),
       );
       data.connection = connection;
       registry.open.add(connection);
@@ -88,6 +133,11 @@ export function deviceSocketBehavior(services: ReplicaServices): WebSocketBehavi
       }
       connection.invalidInARow = 0;
       const message = parsed.message;
+      if (!connection.rate.take() || connection.pending >= MAX_PENDING_MESSAGES) {
+        services.metrics.invalidMessage('rate_limited');
+        sendError(ctx, 'rate_limited', `got ${message.type}`);
+        return;
+      }
       services.metrics.messagesIn(message.type);
       const handler = HANDLERS[message.type] as Handler<DeviceMessageType>;
       void connection

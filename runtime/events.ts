@@ -5,7 +5,9 @@ import type { Logger } from 'pino';
 export type ReplicaEvent =
   | { kind: 'catalog'; patchId?: string }
   | { kind: 'expired'; devices: string[] }
-  | { kind: 'kick'; deviceId: string; sessionId: string };
+  | { kind: 'kick'; deviceId: string; sessionId: string }
+  | { kind: 'accepted'; deviceId: string }
+  | { kind: 'revoked'; deviceId: string };
 
 /**
  * Pub/sub between replicas. Redis drops what is published while a subscriber is disconnected, so events are

@@ -8,6 +8,7 @@ export class ReplicaMetrics {
   readonly inByType = new Map<string, number>();
   readonly outByType = new Map<string, number>();
   readonly invalidByCode = new Map<string, number>();
+  readonly upgradeRejections = new Map<string, number>();
   readonly handlerMs = new Map<string, { count: number; totalMs: number }>();
 
   connectionOpened(): void {
@@ -34,6 +35,10 @@ export class ReplicaMetrics {
     this.invalidByCode.set(code, (this.invalidByCode.get(code) ?? 0) + 1);
   }
 
+  upgradeRejected(code: string): void {
+    this.upgradeRejections.set(code, (this.upgradeRejections.get(code) ?? 0) + 1);
+  }
+
   handled(type: string, ms: number): void {
     const entry = this.handlerMs.get(type) ?? { count: 0, totalMs: 0 };
     entry.count += 1;
@@ -48,6 +53,7 @@ export class ReplicaMetrics {
       messagesIn: Object.fromEntries(this.inByType),
       messagesOut: Object.fromEntries(this.outByType),
       invalidMessages: Object.fromEntries(this.invalidByCode),
+      upgradeRejections: Object.fromEntries(this.upgradeRejections),
     };
   }
 }

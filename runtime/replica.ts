@@ -16,6 +16,9 @@ import { ReplicaMetrics } from './metrics.ts';
 import { ConnectionRegistry } from './registry.ts';
 import type { ReplicaServices } from './services.ts';
 import { loadNativeUws } from './uws.ts';
+import { DeviceTokens } from '../security/device-tokens.ts';
+import { KeyedRateLimiter } from '../security/rate-limit.ts';
+import { OperatorStore } from '../storage/operator-store.ts';
 
 export interface Replica {
   readonly port: number;
@@ -75,11 +78,17 @@ export async function startReplica(config: Config, log: Logger): Promise<Replica
     redis,
     state,
     bucket,
-    catalog: new Catalog(state, bucket, log.child({ component: 'catalog' })),
+    catalog: new Catalog(state, bucket, log.child({ component: 'catalog' }), {
+      publicKey: config.security.signingPublicKey,
+      requireSignatures: config.security.requireSignatures,
+    }),
     patches: new PatchCache(state),
     registry: new ConnectionRegistry(),
     events: new ReplicaEvents(redis, subscriber, keys.events, log.child({ component: 'events' })),
     metrics: new ReplicaMetrics(),
+    deviceTokens: new DeviceTokens(config.security.deviceTokenSecret),
+    operators: new OperatorStore(redis, keys),
+    upgradeLimiter: new KeyedRateLimiter(config.security.upgradesPerSPerAddress, config.security.upgradeBurst),
     accepting: true,
     ready: false,
   };
@@ -121,6 +130,7 @@ export async function startReplica(config: Config, log: Logger): Promise<Replica
         await new Promise((resolve) => setTimeout(resolve, 100));
         await Promise.allSettled([redis.quit(), subscriber.quit()]);
         bucket.destroy();
+        services.upgradeLimiter.close();
         log.info('replica stopped');
       })();
       return stopping;

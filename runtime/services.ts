@@ -8,6 +8,9 @@ import type { Config } from './config.ts';
 import type { ReplicaEvents } from './events.ts';
 import type { ReplicaMetrics } from './metrics.ts';
 import type { ConnectionRegistry } from './registry.ts';
+import type { DeviceTokens } from '../security/device-tokens.ts';
+import type { KeyedRateLimiter } from '../security/rate-limit.ts';
+import type { OperatorStore } from '../storage/operator-store.ts';
 
 /** What the parts of one replica share. Built once in replica.ts. */
 export interface ReplicaServices {
@@ -21,6 +24,9 @@ export interface ReplicaServices {
   registry: ConnectionRegistry;
   events: ReplicaEvents;
   metrics: ReplicaMetrics;
+  deviceTokens: DeviceTokens;
+  operators: OperatorStore;
+  upgradeLimiter: KeyedRateLimiter;
   /** False once shutdown began: new upgrades get 503. */
   accepting: boolean;
   /** Last result of the dependency check behind /readyz. */

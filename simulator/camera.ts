@@ -84,6 +84,7 @@ export class SimulatedCamera extends EventEmitter<CameraEvents> {
 
     this.connection = new CameraConnection(
       options.url,
+      options.token,
       this.behaviour,
       {
         hello: () => this.hello(),

@@ -32,9 +32,13 @@ export interface ConnectionHandlers {
   onStopped(closeCode: number): void;
 }
 
-/** Close codes 4100-4199 tell the device not to reconnect. Every other code, 1006 included, means reconnect. */
+/**
+ * Close codes 4100-4199 tell the device not to reconnect, and so do HTTP 401 and 403 on the upgrade (a bad,
+ * revoked or unprovisioned token), which are reported in place of a close code. Every other code, 1006,
+ * HTTP 429 and 503 included, means reconnect.
+ */
 function forbidsReconnect(code: number): boolean {
-  return code >= 4100 && code <= 4199;
+  return (code >= 4100 && code <= 4199) || code === 401 || code === 403;
 }
 
 function closeCodeName(code: number): string | undefined {
@@ -62,8 +66,12 @@ export class CameraConnection {
   /** True between `welcome` and the close of the same socket. `state` turns to stopped earlier on `stop()`. */
   private welcomed = false;
 
+  /** HTTP status of a rejected upgrade on the current socket, reported in place of the close code. */
+  private rejectedStatus: number | null = null;
+
   constructor(
     private readonly url: string,
+    private readonly token: string | undefined,
     private readonly behaviour: CameraBehaviour,
     private readonly handlers: ConnectionHandlers,
     private readonly log: Logger,
@@ -117,8 +125,17 @@ export class CameraConnection {
     const socket = new WebSocket(this.url, {
       handshakeTimeout: this.behaviour.welcomeTimeoutMs,
       perMessageDeflate: false,
+      ...(this.token ? { headers: { authorization: `Bearer ${this.token}` } } : {}),
     });
     this.socket = socket;
+    this.rejectedStatus = null;
+    socket.on('unexpected-response', (request, response) => {
+      this.rejectedStatus = response.statusCode ?? 0;
+      this.log.warn({ status: this.rejectedStatus }, 'server rejected the WebSocket upgrade');
+      response.resume();
+      request.destroy();
+      socket.terminate();
+    });
     this.socketClosed = new Promise((resolve) => socket.once('close', () => resolve()));
 
     socket.on('open', () => {
@@ -168,8 +185,9 @@ export class CameraConnection {
     this.handlers.onWelcome(welcome);
   }
 
-  private closed(socket: WebSocket, code: number, reason: string): void {
+  private closed(socket: WebSocket, closeCode: number, reason: string): void {
     if (this.socket !== socket) return;
+    const code = this.rejectedStatus ?? closeCode;
     this.socket = null;
     this.clearConnectionTimers();
     const wasOnline = this.welcomed;

@@ -36,6 +36,8 @@ export interface FleetOptions extends Partial<CameraBehaviour> {
   seed?: number;
   /** Patch ids every camera applied before the run. */
   applied?: readonly string[];
+  /** Device token of each camera; without it cameras connect with no Authorization header. */
+  tokenFor?: (deviceId: string) => string;
 }
 
 export interface FleetEvents extends CameraEvents {
@@ -44,6 +46,17 @@ export interface FleetEvents extends CameraEvents {
 }
 
 export const DEFAULT_CONNECTS_PER_SECOND = 250;
+
+/** The device ids a fleet with these options plays, in order; callers use it to issue tokens up front. */
+export function fleetDeviceIds(options: Pick<FleetOptions, 'count' | 'prefix' | 'firstIndex' | 'idWidth'>): string[] {
+  const prefix = options.prefix ?? 'cam_';
+  const firstIndex = options.firstIndex ?? 1;
+  const lastIndex = firstIndex + options.count - 1;
+  const idWidth = options.idWidth ?? Math.max(4, String(lastIndex).length);
+  const ids: string[] = [];
+  for (let index = firstIndex; index <= lastIndex; index += 1) ids.push(deviceIdAt(prefix, index, idWidth));
+  return ids;
+}
 export const DEFAULT_MAX_CONCURRENT_DOWNLOADS = 256;
 /** Cameras whose ramp delay is shorter than this start right away, without a timer of their own. */
 const MIN_RAMP_SLEEP_MS = 10;
@@ -84,10 +97,7 @@ export class SimulatedFleet extends EventEmitter<FleetEvents> {
     if (!(this.connectsPerSecond > 0)) {
       throw new RangeError(`invalid connectsPerSecond ${this.connectsPerSecond}: expected a number above 0`);
     }
-    const prefix = options.prefix ?? 'cam_';
-    const firstIndex = options.firstIndex ?? 1;
-    const lastIndex = firstIndex + options.count - 1;
-    const idWidth = options.idWidth ?? Math.max(4, String(lastIndex).length);
+    const ids = fleetDeviceIds(options);
     // Resolving once validates the knobs and gives every camera the same logger, download slots and, unless
     // `seed` is set, random source.
     const behaviour = resolveBehaviour(options);
@@ -95,13 +105,19 @@ export class SimulatedFleet extends EventEmitter<FleetEvents> {
     this.logger = behaviour.logger;
 
     const cameras: SimulatedCamera[] = [];
-    for (let index = firstIndex; index <= lastIndex; index += 1) {
-      const deviceId = deviceIdAt(prefix, index, idWidth);
+    for (const deviceId of ids) {
       const random =
         options.random === undefined && options.seed !== undefined
           ? seededRandom(options.seed + Math.floor(hashFraction(deviceId, 'seed') * 2 ** 32))
           : behaviour.random;
-      const camera = new SimulatedCamera({ ...behaviour, random, url: options.url, deviceId, applied: options.applied });
+      const camera = new SimulatedCamera({
+        ...behaviour,
+        random,
+        url: options.url,
+        deviceId,
+        applied: options.applied,
+        token: options.tokenFor?.(deviceId),
+      });
       cameras.push(camera);
       this.byId.set(camera.deviceId, camera);
     }

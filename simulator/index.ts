@@ -6,6 +6,7 @@ export { DownloadSlots } from './download-slots.ts';
 export {
   DEFAULT_CONNECTS_PER_SECOND,
   DEFAULT_MAX_CONCURRENT_DOWNLOADS,
+  fleetDeviceIds,
   SimulatedFleet,
   type FleetEvents,
   type FleetOptions,

@@ -38,12 +38,19 @@ export interface CameraBehaviour {
   random: () => number;
   /** Logger. Each camera logs through a child bound to its device id. Silent unless the caller passes one. */
   logger: Logger;
+  /**
+   * Fleet public key (Ed25519, PEM). When set, the camera applies only patches whose offer carries a
+   * signature of the manifest that verifies with it, and reports `signature_invalid` otherwise.
+   */
+  signingPublicKey: string | null;
 }
 
 export interface CameraOptions extends Partial<CameraBehaviour> {
   /** WebSocket URL of the device endpoint, e.g. ws://127.0.0.1:8080/device. */
   url: string;
   deviceId: string;
+  /** Device token sent as `Authorization: Bearer …` on every connect. */
+  token?: string;
   /** Hardware model sent in `hello`. Derived from the device id when left out. */
   model?: string;
   /** Firmware version sent in `hello`. Derived from the device id when left out. */
@@ -57,7 +64,7 @@ export interface CameraOptions extends Partial<CameraBehaviour> {
   stateFile?: string;
 }
 
-export const DEFAULT_BEHAVIOUR: Readonly<Omit<CameraBehaviour, 'random' | 'logger' | 'downloadSlots'>> = {
+export const DEFAULT_BEHAVIOUR: Readonly<Omit<CameraBehaviour, 'random' | 'logger' | 'downloadSlots' | 'signingPublicKey'>> = {
   applyMs: 300,
   applyJitter: 0.5,
   failureRate: 0,
@@ -101,6 +108,7 @@ export function resolveBehaviour(options: Partial<CameraBehaviour>): CameraBehav
     downloadSlots: null,
     random: Math.random,
     logger: defaultLogger(),
+    signingPublicKey: null,
     ...defined,
   };
 

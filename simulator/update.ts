@@ -1,3 +1,4 @@
+import { verifyManifest } from '../security/patch-signing.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { FAILURE_REASONS, OfferMessage, ProgressMessage } from '../protocol/messages.ts';
@@ -181,6 +182,14 @@ export async function runUpdate(offer: OfferMessage, host: UpdateHost, signals: 
   }
   if (sha256 !== offer.sha256) {
     return failed('checksum_mismatch', `sha256 of the received file is ${sha256}, the offer says ${offer.sha256}`);
+  }
+
+  const { signingPublicKey } = host.behaviour;
+  if (signingPublicKey !== null) {
+    const manifest = { id: patchId, name: offer.name, version: offer.version, size: offer.size, sha256: offer.sha256 };
+    if (!offer.signature || !verifyManifest(signingPublicKey, manifest, offer.signature)) {
+      return failed('signature_invalid', offer.signature ? 'signature does not verify with the fleet key' : 'offer has no signature');
+    }
   }
 
   host.sendProgress({ patchId, attempt, state: 'applying' });

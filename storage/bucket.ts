@@ -175,6 +175,15 @@ export class PatchBucket {
     return { sha256: meter.hash.digest('hex'), size: meter.bytes };
   }
 
+  /** Reads a small object whole (at most `maxBytes`), e.g. a detached signature; null when it does not exist. */
+  async readSmall(key: string, maxBytes: number): Promise<string | null> {
+    const head = await this.head(key);
+    if (!head) return null;
+    if (head.size > maxBytes) throw new Error(`object ${key} is ${head.size} bytes, more than the ${maxBytes} expected`);
+    const out = await this.s3.send(new GetObjectCommand({ Bucket: this.config.bucket, Key: key }));
+    return (await out.Body?.transformToString('utf8')) ?? '';
+  }
+
   /** Signs a GET URL for the endpoint devices use, valid for `ttlSeconds`. */
   async signDownload(key: string, ttlSeconds: number): Promise<{ url: string; expiresAt: number }> {
     const url = await getSignedUrl(this.signer, new GetObjectCommand({ Bucket: this.config.bucket, Key: key }), {

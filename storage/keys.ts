@@ -20,6 +20,8 @@ export interface Keys {
   inFlightUpdates: string;
   /** Pub/sub channel for events between replicas. */
   events: string;
+  /** HASH SHA-256(operator token) → JSON record with name and role. */
+  operatorTokens: string;
   /** HASH of one device: model, firmware, first/last seen, session, in-flight patch and attempt. */
   device(deviceId: string): string;
   /** SET of patch ids a device has applied. */
@@ -46,6 +48,7 @@ export function createKeys(prefix: string): Keys {
     catalogVersion: `${prefix}catalog_version`,
     inFlightUpdates: `${prefix}in_flight_updates`,
     events: `${prefix}events`,
+    operatorTokens: `${prefix}operator_tokens`,
     device: (id) => `${prefix}device:{${id}}`,
     deviceApplied: (id) => `${prefix}device:{${id}}:applied`,
     deviceTimeline: (id) => `${prefix}device:{${id}}:timeline`,

@@ -15,6 +15,7 @@ const SCRIPT_NAMES = [
   'release_presence',
   'add_patch',
   'mark_patch_missing',
+  'provision_device',
 ] as const;
 
 export type ScriptName = (typeof SCRIPT_NAMES)[number];

@@ -9,13 +9,21 @@ export interface PatchRecord {
   size: number;
   sha256: string;
   etag: string;
-  state: 'ready' | 'missing';
+  /** ready: offered to devices; missing: no object in the bucket; unsigned: a required signature is absent. */
+  state: PatchState;
   source: string;
   addedAt: number;
+  version: string;
+  signature: string | null;
 }
+
+export type PatchState = 'ready' | 'missing' | 'unsigned';
+
+export type Enrollment = 'accepted' | 'pending';
 
 export interface DeviceRecord {
   id: string;
+  enrollment: Enrollment;
   model: string;
   firmware: string;
   firstSeen: number;
@@ -56,6 +64,9 @@ export interface NewPatch {
   sha256: string;
   etag: string;
   source: 'upload' | 'bucket' | 'catalog';
+  version: string;
+  signature: string | null;
+  state: 'ready' | 'unsigned';
 }
 
 /**
@@ -80,7 +91,8 @@ export class StateStore {
     leaseMs: number;
     replicaId: string;
     applied: string[];
-  }): Promise<{ previousSession: string | null; isNew: boolean }> {
+    newEnrollment: Enrollment;
+  }): Promise<{ previousSession: string | null; isNew: boolean; enrollment: Enrollment }> {
     const reply = (await this.run('register_device', [
       input.deviceId,
       input.model,
@@ -89,8 +101,31 @@ export class StateStore {
       input.leaseMs,
       input.replicaId,
       JSON.stringify(input.applied),
-    ])) as [string, number];
-    return { previousSession: reply[0] || null, isNew: reply[1] === 1 };
+      input.newEnrollment,
+    ])) as [string, number, Enrollment];
+    return { previousSession: reply[0] || null, isNew: reply[1] === 1, enrollment: reply[2] };
+  }
+
+  /** Provisions a device (or accepts a pending one) and returns the generation new tokens must carry. */
+  async provisionDevice(deviceId: string): Promise<{ generation: number; before: Enrollment | null }> {
+    const reply = (await this.run('provision_device', [deviceId])) as [number, string];
+    return { generation: Number(reply[0]), before: (reply[1] || null) as Enrollment | null };
+  }
+
+  /**
+   * Invalidates every token issued for the device so far and tells the replicas to close its connection;
+   * returns the new generation.
+   */
+  async revokeDeviceTokens(deviceId: string): Promise<number> {
+    const generation = await this.redis.hincrby(this.keys.device(deviceId), 'token_generation', 1);
+    await this.redis.publish(this.keys.events, JSON.stringify({ kind: 'revoked', deviceId }));
+    return generation;
+  }
+
+  /** What the upgrade check needs: enrollment (null for an unknown device) and the token generation. */
+  async deviceAuth(deviceId: string): Promise<{ enrollment: Enrollment | null; generation: number }> {
+    const [enrollment, generation] = await this.redis.hmget(this.keys.device(deviceId), 'enrollment', 'token_generation');
+    return { enrollment: (enrollment as Enrollment | null) ?? null, generation: Number(generation ?? 0) };
   }
 
   async claimOffer(deviceId: string, timeoutMs: number, maxAttempts: number): Promise<ClaimResult> {
@@ -142,6 +177,9 @@ export class StateStore {
       patch.etag,
       patch.source,
       append ? '1' : '0',
+      patch.version,
+      patch.signature ?? '',
+      patch.state,
     ])) as string[];
     if (reply[0] === 'conflict') return { kind: 'conflict', sha256: String(reply[1]) };
     return reply[0] === 'exists' ? { kind: 'exists' } : { kind: 'added' };
@@ -175,9 +213,11 @@ export class StateStore {
       size: Number(h.size ?? 0),
       sha256: h.sha256 ?? '',
       etag: h.etag ?? '',
-      state: h.state === 'ready' ? 'ready' : 'missing',
+      state: h.state as PatchState,
       source: h.source ?? '',
       addedAt: Number(h.added_at ?? 0),
+      version: h.version || patchId,
+      signature: h.signature || null,
     };
   }
 
@@ -223,13 +263,14 @@ export class StateStore {
       this.redis.get(this.keys.presence(deviceId)),
       this.redis.smembers(this.keys.deviceApplied(deviceId)),
     ]);
-    if (!hash.first_seen) return null;
+    if (!hash.first_seen && !hash.enrollment) return null;
     return {
       id: deviceId,
+      enrollment: hash.enrollment === 'pending' ? 'pending' : 'accepted',
       model: hash.model ?? '',
       firmware: hash.firmware ?? '',
-      firstSeen: Number(hash.first_seen),
-      lastSeen: Number(hash.last_seen ?? hash.first_seen),
+      firstSeen: Number(hash.first_seen ?? 0),
+      lastSeen: Number(hash.last_seen ?? hash.first_seen ?? 0),
       online: presence !== null,
       session: presence,
       replica: hash.replica ?? null,

@@ -6,7 +6,7 @@ export interface PatchSummary {
   name: string;
   size: number;
   sha256: string;
-  state: 'ready' | 'missing' | 'pending';
+  state: 'ready' | 'missing' | 'unsigned' | 'pending';
   counts: Partial<Record<UpdateState, number>>;
 }
 

@@ -1,33 +1,18 @@
 import { createHash, randomBytes } from 'node:crypto';
 import test from 'ava';
-import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { Readable } from 'node:stream';
 import { PatchExistsError } from '../storage/bucket.ts';
-import { startBackend, type TestBackend } from './helpers/backend.ts';
-import { RawDevice } from './helpers/device-client.ts';
+import { startBackend } from './helpers/backend.ts';
 
 const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
 
-/** Puts an object straight into the bucket, as `mc cp` or `aws s3 cp` would. */
-async function putDirect(backend: TestBackend, key: string, bytes: Buffer): Promise<void> {
-  const s3 = new S3Client({
-    endpoint: backend.config.s3.endpoint,
-    region: backend.config.s3.region,
-    credentials: { accessKeyId: backend.config.s3.accessKey, secretAccessKey: backend.config.s3.secretKey },
-    forcePathStyle: true,
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-  });
-  await s3.send(new PutObjectCommand({ Bucket: backend.config.s3.bucket, Key: key, Body: bytes }));
-  s3.destroy();
-}
-
 test('an object put straight into the bucket reaches a connected device', async (t) => {
   const backend = await startBackend(t);
-  const device = await RawDevice.connect(backend.url);
+  const device = await backend.connect('cam_bucket_1');
   device.hello('cam_bucket_1');
   await device.next('welcome');
   const bytes = randomBytes(5000);
-  await putDirect(backend, 'direct-1.bin', bytes);
+  await backend.putDirect('direct-1.bin', bytes);
   const offer = await device.next('offer');
   t.is(offer.patchId, 'direct-1.bin');
   t.is(offer.sha256, sha256(bytes));
@@ -39,8 +24,8 @@ test('an object put straight into the bucket reaches a connected device', async 
 
 test('a bucket object with a key outside the id grammar is not released', async (t) => {
   const backend = await startBackend(t);
-  await putDirect(backend, 'nested/dir/evil.bin', randomBytes(10));
-  await putDirect(backend, 'ok-after.bin', randomBytes(10));
+  await backend.putDirect('nested/dir/evil.bin', randomBytes(10));
+  await backend.putDirect('ok-after.bin', randomBytes(10));
   while ((await backend.state.catalog()).length === 0) await new Promise((r) => setTimeout(r, 100));
   t.deepEqual(await backend.state.catalog(), ['ok-after.bin']);
 });
@@ -49,8 +34,8 @@ test('an id pushed onto patch_files with RPUSH reaches a connected device', asyn
   const backend = await startBackend(t, { FLEET_BUCKET_SCAN_MS: '3600000' });
   const bytes = randomBytes(4000);
   // The object exists in the bucket but not in the catalog, as after an upload with another tool.
-  await putDirect(backend, 'pushed-1.bin', bytes);
-  const device = await RawDevice.connect(backend.url);
+  await backend.putDirect('pushed-1.bin', bytes);
+  const device = await backend.connect('cam_rpush_1');
   device.hello('cam_rpush_1');
   await device.next('welcome');
   await backend.state.redis.rpush(backend.state.keys.patchFiles, 'pushed-1.bin');
@@ -65,7 +50,7 @@ test('a pushed id with no object is marked missing and skipped', async (t) => {
   const backend = await startBackend(t, { FLEET_BUCKET_SCAN_MS: '3600000' });
   await backend.state.redis.rpush(backend.state.keys.patchFiles, 'ghost.bin');
   await backend.upload('real-1.bin', randomBytes(100));
-  const device = await RawDevice.connect(backend.url);
+  const device = await backend.connect('cam_ghost_1');
   device.hello('cam_ghost_1');
   const offer = await device.next('offer');
   t.is(offer.patchId, 'real-1.bin');
@@ -96,7 +81,7 @@ test('a device that connects late gets both patches in catalog order', async (t)
   const backend = await startBackend(t);
   await backend.upload('order-a.bin', randomBytes(100));
   await backend.upload('order-b.bin', randomBytes(100));
-  const device = await RawDevice.connect(backend.url);
+  const device = await backend.connect('cam_late_1');
   device.hello('cam_late_1');
   const first = await device.next('offer');
   t.is(first.patchId, 'order-a.bin');

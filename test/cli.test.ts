@@ -1,10 +1,14 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
-import { startBackend, type TestBackend } from './helpers/backend.ts';
+import { securityEnv, startBackend, TEST_SECURITY, type TestBackend } from './helpers/backend.ts';
+
+const signingKeyFile = join(tmpdir(), `fleet-cli-signing-${process.pid}.key`);
+test.before(() => writeFile(signingKeyFile, TEST_SECURITY.privateKey, { mode: 0o600 }));
+test.after.always(() => rm(signingKeyFile, { force: true }));
 
 interface Run {
   code: number | null;
@@ -21,6 +25,8 @@ function cliEnv(backend: TestBackend): Record<string, string> {
     S3_BUCKET: config.s3.bucket,
     S3_ACCESS_KEY: config.s3.accessKey,
     S3_SECRET_KEY: config.s3.secretKey,
+    ...securityEnv(),
+    FLEET_SIGNING_KEY_FILE: signingKeyFile,
   };
 }
 

@@ -1,11 +1,10 @@
 import test from 'ava';
 import { CLOSE_CODES } from '../protocol/close-codes.ts';
 import { startBackend } from './helpers/backend.ts';
-import { RawDevice } from './helpers/device-client.ts';
 
 test('invalid JSON gets invalid_json and the connection stays open', async (t) => {
   const backend = await startBackend(t);
-  const device = await RawDevice.connect(backend.url);
+  const device = await backend.connect('cam_valid_1');
   device.sendRaw('{not json');
   const error = await device.next('error');
   t.is(error.code, 'invalid_json');
@@ -18,7 +17,7 @@ test('invalid JSON gets invalid_json and the connection stays open', async (t) =
 
 test('unknown type gets unknown_type', async (t) => {
   const backend = await startBackend(t);
-  const device = await RawDevice.connect(backend.url);
+  const device = await backend.connect('cam_any');
   device.send({ type: 'reboot_now' });
   const error = await device.next('error');
   t.is(error.code, 'unknown_type');
@@ -28,7 +27,7 @@ test('unknown type gets unknown_type', async (t) => {
 
 test('wrong field types get invalid_message naming the field', async (t) => {
   const backend = await startBackend(t);
-  const device = await RawDevice.connect(backend.url);
+  const device = await backend.connect('cam_any');
   device.send({ type: 'hello', protocol: 1, deviceId: 'cam_1', model: 42, firmware: '1', patches: [] });
   const error = await device.next('error');
   t.is(error.code, 'invalid_message');
@@ -45,7 +44,7 @@ test('wrong field types get invalid_message naming the field', async (t) => {
 
 test('non-object JSON gets invalid_message', async (t) => {
   const backend = await startBackend(t);
-  const device = await RawDevice.connect(backend.url);
+  const device = await backend.connect('cam_any');
   for (const raw of ['[]', '42', 'null', '"hello"']) {
     device.sendRaw(raw);
     const error = await device.next('error');
@@ -56,7 +55,7 @@ test('non-object JSON gets invalid_message', async (t) => {
 
 test('prototype keys in JSON are rejected and pollute nothing', async (t) => {
   const backend = await startBackend(t);
-  const device = await RawDevice.connect(backend.url);
+  const device = await backend.connect('cam_any');
   device.sendRaw('{"type":"heartbeat","__proto__":{"polluted":true}}');
   const error = await device.next('error');
   t.is(error.code, 'invalid_message');
@@ -66,7 +65,7 @@ test('prototype keys in JSON are rejected and pollute nothing', async (t) => {
 
 test('binary frames get binary_not_supported', async (t) => {
   const backend = await startBackend(t);
-  const device = await RawDevice.connect(backend.url);
+  const device = await backend.connect('cam_any');
   device.sendRaw(Buffer.from([1, 2, 3]), true);
   const error = await device.next('error');
   t.is(error.code, 'binary_not_supported');
@@ -75,7 +74,7 @@ test('binary frames get binary_not_supported', async (t) => {
 
 test('messages before hello get hello_required', async (t) => {
   const backend = await startBackend(t);
-  const device = await RawDevice.connect(backend.url);
+  const device = await backend.connect('cam_any');
   device.send({ type: 'heartbeat' });
   const error = await device.next('error');
   t.is(error.code, 'hello_required');
@@ -83,21 +82,21 @@ test('messages before hello get hello_required', async (t) => {
   device.close();
 });
 
-test('a second hello with another id gets hello_mismatch', async (t) => {
+test('a hello claiming another id than the token is rejected', async (t) => {
   const backend = await startBackend(t);
-  const device = await RawDevice.connect(backend.url);
+  const device = await backend.connect('cam_first');
   device.hello('cam_first');
   await device.next('welcome');
   device.hello('cam_second');
   const error = await device.next('error');
-  t.is(error.code, 'hello_mismatch');
+  t.is(error.code, 'device_id_mismatch');
+  t.is((await device.closed).code, CLOSE_CODES.unauthorized.code);
   t.is(await backend.state.getDevice('cam_second'), null);
-  device.close();
 });
 
 test('oversized frame gets message_too_large and the connection stays', async (t) => {
   const backend = await startBackend(t, { FLEET_MAX_PAYLOAD_BYTES: '2048' });
-  const device = await RawDevice.connect(backend.url);
+  const device = await backend.connect('cam_big_1');
   device.sendRaw(JSON.stringify({ type: 'heartbeat', pad: 'x'.repeat(4096) }));
   const error = await device.next('error');
   t.is(error.code, 'message_too_large');
@@ -108,7 +107,7 @@ test('oversized frame gets message_too_large and the connection stays', async (t
 
 test('frame over four times the limit drops the connection', async (t) => {
   const backend = await startBackend(t, { FLEET_MAX_PAYLOAD_BYTES: '2048' });
-  const device = await RawDevice.connect(backend.url);
+  const device = await backend.connect('cam_any');
   device.sendRaw(JSON.stringify({ type: 'heartbeat', pad: 'x'.repeat(9000) }));
   const { code } = await device.closed;
   t.is(code, 1006);
@@ -116,14 +115,14 @@ test('frame over four times the limit drops the connection', async (t) => {
 
 test('no hello in time closes with hello_timeout', async (t) => {
   const backend = await startBackend(t, { FLEET_HELLO_TIMEOUT_MS: '300' });
-  const device = await RawDevice.connect(backend.url);
+  const device = await backend.connect('cam_any');
   const { code } = await device.closed;
   t.is(code, CLOSE_CODES.hello_timeout.code);
 });
 
 test('a stream of invalid messages closes with too_many_errors', async (t) => {
   const backend = await startBackend(t);
-  const device = await RawDevice.connect(backend.url);
+  const device = await backend.connect('cam_any');
   for (let i = 0; i < 25; i++) device.sendRaw('garbage');
   const { code } = await device.closed;
   t.is(code, CLOSE_CODES.too_many_errors.code);

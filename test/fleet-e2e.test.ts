@@ -1,11 +1,22 @@
 import { randomBytes } from 'node:crypto';
 import test from 'ava';
-import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { SimulatedFleet, SimulatedCamera, everyCameraApplied } from '../simulator/index.ts';
-import { startBackend, type TestBackend } from './helpers/backend.ts';
+import { everyCameraApplied, fleetDeviceIds, SimulatedCamera, SimulatedFleet } from '../simulator/index.ts';
+import { startBackend, TEST_SECURITY, type TestBackend } from './helpers/backend.ts';
 
-function fleetFor(t: { teardown(fn: () => Promise<void>): void }, backend: TestBackend, options: Partial<ConstructorParameters<typeof SimulatedFleet>[0]> & { count: number }) {
-  const fleet = new SimulatedFleet({ url: backend.url, applyMs: 20, connectsPerSecond: 500, ...options });
+async function fleetFor(
+  t: { teardown(fn: () => Promise<void>): void },
+  backend: TestBackend,
+  options: Partial<ConstructorParameters<typeof SimulatedFleet>[0]> & { count: number },
+) {
+  const tokens = await backend.tokens(fleetDeviceIds(options));
+  const fleet = new SimulatedFleet({
+    url: backend.url,
+    applyMs: 20,
+    connectsPerSecond: 500,
+    signingPublicKey: TEST_SECURITY.publicKey,
+    tokenFor: (id) => tokens.get(id) ?? '',
+    ...options,
+  });
   t.teardown(() => fleet.stop());
   return fleet;
 }
@@ -25,7 +36,7 @@ async function assertBackendAgrees(t: import('ava').ExecutionContext, backend: T
 
 test('50 cameras and two uploaded patches end with every camera applied', async (t) => {
   const backend = await startBackend(t);
-  const fleet = fleetFor(t, backend, { count: 50 });
+  const fleet = await fleetFor(t, backend, { count: 50 });
   await fleet.start();
   await fleet.waitFor((s) => s.online === 50);
   const patches = ['e2e-a.bin', 'e2e-b.bin'];
@@ -39,7 +50,7 @@ test('50 cameras and two uploaded patches end with every camera applied', async 
 
 test('cameras that drop mid-download resume and complete', async (t) => {
   const backend = await startBackend(t);
-  const fleet = fleetFor(t, backend, { count: 20, disconnectRate: 1, downloadBytesPerSecond: 2_000_000 });
+  const fleet = await fleetFor(t, backend, { count: 20, disconnectRate: 1, downloadBytesPerSecond: 2_000_000 });
   await fleet.start();
   await fleet.waitFor((s) => s.online === 20);
   await backend.upload('resume-a.bin', randomBytes(500_000));
@@ -53,23 +64,15 @@ test('cameras that drop mid-download resume and complete', async (t) => {
 
 test('a direct bucket upload and a direct Redis push reach every camera', async (t) => {
   const backend = await startBackend(t);
-  const fleet = fleetFor(t, backend, { count: 30 });
+  const fleet = await fleetFor(t, backend, { count: 30 });
   await fleet.start();
   await fleet.waitFor((s) => s.online === 30);
-  const s3 = new S3Client({
-    endpoint: backend.config.s3.endpoint,
-    region: backend.config.s3.region,
-    credentials: { accessKeyId: backend.config.s3.accessKey, secretAccessKey: backend.config.s3.secretKey },
-    forcePathStyle: true,
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-  });
-  t.teardown(() => s3.destroy());
-  await s3.send(new PutObjectCommand({ Bucket: backend.config.s3.bucket, Key: 'via-bucket.bin', Body: randomBytes(200_000) }));
+  await backend.putDirect('via-bucket.bin', randomBytes(200_000));
   await fleet.waitFor(everyCameraApplied(['via-bucket.bin']));
 
   // An object the scanner has not seen yet, released by pushing its id with RPUSH as operators do by hand.
   await backend.state.redis.rpush(backend.state.keys.patchFiles, 'via-redis.bin');
-  await s3.send(new PutObjectCommand({ Bucket: backend.config.s3.bucket, Key: 'via-redis.bin', Body: randomBytes(200_000) }));
+  await backend.putDirect('via-redis.bin', randomBytes(200_000));
   await fleet.waitFor(everyCameraApplied(['via-bucket.bin', 'via-redis.bin']));
   while ((await backend.state.inFlightCount()) > 0) await new Promise((r) => setTimeout(r, 50));
   await assertBackendAgrees(t, backend, fleet, ['via-bucket.bin', 'via-redis.bin']);
@@ -79,7 +82,14 @@ test('a camera that connects late gets both patches in order', async (t) => {
   const backend = await startBackend(t);
   await backend.upload('late-a.bin', randomBytes(100_000));
   await backend.upload('late-b.bin', randomBytes(100_000));
-  const camera = new SimulatedCamera({ url: backend.url, deviceId: 'cam_late_e2e', applyMs: 10 });
+  const [token] = (await backend.tokens(['cam_late_e2e'])).values();
+  const camera = new SimulatedCamera({
+    url: backend.url,
+    deviceId: 'cam_late_e2e',
+    token,
+    applyMs: 10,
+    signingPublicKey: TEST_SECURITY.publicKey,
+  });
   t.teardown(() => camera.stop());
   const done = new Promise<void>((resolve) => {
     camera.on('applied', () => {

@@ -1,22 +1,36 @@
 import { randomBytes } from 'node:crypto';
-import { Readable } from 'node:stream';
 import test, { type ExecutionContext } from 'ava';
-import { everyCameraApplied, SimulatedFleet } from '../simulator/index.ts';
+import { everyCameraApplied, fleetDeviceIds, SimulatedFleet } from '../simulator/index.ts';
+import { TEST_SECURITY } from './helpers/backend.ts';
 import { countOnline } from '../storage/summary.ts';
 import { startTestCluster, type TestCluster } from './helpers/cluster.ts';
 import { RawDevice } from './helpers/device-client.ts';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-function startFleet(t: ExecutionContext, url: string, count: number, prefix: string): SimulatedFleet {
-  const fleet = new SimulatedFleet({ url, count, prefix, applyMs: 50, connectsPerSecond: 1000, backoffCapMs: 2000 });
+async function startFleet(t: ExecutionContext, setup: TestCluster, count: number, prefix: string): Promise<SimulatedFleet> {
+  const tokens = await setup.tokens(fleetDeviceIds({ count, prefix }));
+  const fleet = new SimulatedFleet({
+    url: setup.cluster.url,
+    count,
+    prefix,
+    applyMs: 50,
+    connectsPerSecond: 1000,
+    backoffCapMs: 2000,
+    signingPublicKey: TEST_SECURITY.publicKey,
+    tokenFor: (id) => tokens.get(id) ?? '',
+  });
   t.teardown(() => fleet.stop());
   return fleet;
 }
 
 async function release(setup: TestCluster, id: string, size: number): Promise<void> {
-  const bytes = randomBytes(size);
-  await setup.catalog.upload(id, Readable.from([bytes]), size);
+  await setup.upload(id, randomBytes(size));
+}
+
+async function connect(setup: TestCluster, url: string, deviceId: string): Promise<RawDevice> {
+  const tokens = await setup.tokens([deviceId]);
+  return RawDevice.connect(url, tokens.get(deviceId));
 }
 
 async function waitInFlightZero(setup: TestCluster): Promise<void> {
@@ -42,7 +56,7 @@ async function assertInvariants(t: ExecutionContext, setup: TestCluster, fleet: 
 
 test('SIGKILL of one of three replicas mid-rollout loses nothing', async (t) => {
   const setup = await startTestCluster(t, { replicas: 3 });
-  const fleet = startFleet(t, setup.cluster.url, 300, 'cam_kill_');
+  const fleet = await startFleet(t, setup, 300, 'cam_kill_');
   await fleet.start();
   await fleet.waitFor((s) => s.online === 300);
   const perReplica = await Promise.all(
@@ -60,7 +74,7 @@ test('SIGKILL of one of three replicas mid-rollout loses nothing', async (t) => 
 
 test('SIGTERM drain sends only the reconnect code and the rollout completes', async (t) => {
   const setup = await startTestCluster(t, { replicas: 2 });
-  const fleet = startFleet(t, setup.cluster.url, 200, 'cam_drain_');
+  const fleet = await startFleet(t, setup, 200, 'cam_drain_');
   await fleet.start();
   await fleet.waitFor((s) => s.online === 200);
   await release(setup, 'drain-a.bin', 300_000);
@@ -76,7 +90,7 @@ test('SIGTERM drain sends only the reconnect code and the rollout completes', as
 
 test('scaling from one replica to three and back during a rollout', async (t) => {
   const setup = await startTestCluster(t, { replicas: 1, slots: 3, env: { FLEET_DRAIN_MS: '1000' } });
-  const fleet = startFleet(t, setup.cluster.url, 150, 'cam_scale_');
+  const fleet = await startFleet(t, setup, 150, 'cam_scale_');
   await fleet.start();
   await fleet.waitFor((s) => s.online === 150);
   await release(setup, 'scale-a.bin', 300_000);
@@ -93,7 +107,7 @@ test('scaling from one replica to three and back during a rollout', async (t) =>
 
 test('a release while replica subscriptions are killed still reaches every device once', async (t) => {
   const setup = await startTestCluster(t, { replicas: 2, env: { FLEET_CATALOG_POLL_MS: '1000' } });
-  const devices = await Promise.all(Array.from({ length: 20 }, () => RawDevice.connect(setup.cluster.url)));
+  const devices = await Promise.all(Array.from({ length: 20 }, (_, i) => connect(setup, setup.cluster.url, `cam_pubsub_${i}`)));
   t.teardown(() => devices.forEach((d) => d.close()));
   devices.forEach((d, i) => d.hello(`cam_pubsub_${i}`));
   await Promise.all(devices.map((d) => d.next('welcome')));
@@ -115,7 +129,7 @@ test('devices of a killed replica show offline within the presence lease', async
   });
   const replica = setup.cluster.running()[0];
   if (!replica) throw new Error('no replica running');
-  const device = await RawDevice.connect(replica.url);
+  const device = await connect(setup, replica.url, 'cam_lease_1');
   device.hello('cam_lease_1');
   await device.next('welcome');
   t.true((await setup.state.getDevice('cam_lease_1'))?.online);
@@ -132,10 +146,10 @@ test('a late close of an old session keeps the device online', async (t) => {
   const setup = await startTestCluster(t, { replicas: 2 });
   const [first, second] = setup.cluster.running();
   if (!first || !second) throw new Error('two replicas expected');
-  const old = await RawDevice.connect(first.url);
+  const old = await connect(setup, first.url, 'cam_cad_1');
   old.hello('cam_cad_1');
   await old.next('welcome');
-  const fresh = await RawDevice.connect(second.url);
+  const fresh = await connect(setup, second.url, 'cam_cad_1');
   fresh.hello('cam_cad_1');
   const welcome = await fresh.next('welcome');
   // The old session is closed by its replica after the kick; its close must not delete the new lease.

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import test from 'ava';
-import { localS3, REDIS_URL, uniqueName } from './helpers/backend.ts';
+import { localS3, REDIS_URL, securityEnv, uniqueName } from './helpers/backend.ts';
 
 function runServe(env: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
   return new Promise((resolve) => {
@@ -32,6 +32,7 @@ test('serve refuses the uWebSockets.js JavaScript fallback', async (t) => {
     S3_SECRET_KEY: s3.secretKey,
     FLEET_KEY_PREFIX: `test:${uniqueName('fallback')}:`,
     FLEET_PORT: '0',
+    ...securityEnv(),
   });
   t.is(code, 1);
   t.regex(stderr, /native uWebSockets\.js binary did not load/);

@@ -1,7 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import test from 'ava';
 import { startBackend } from './helpers/backend.ts';
-import { RawDevice } from './helpers/device-client.ts';
 
 const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
 
@@ -10,7 +9,7 @@ test('hello registers the device and the offer carries a working signed URL', as
   const bytes = randomBytes(200_000);
   await backend.upload('fix-1.bin', bytes);
 
-  const device = await RawDevice.connect(backend.url);
+  const device = await backend.connect('cam_flow_1');
   device.hello('cam_flow_1');
   const welcome = await device.next('welcome');
   t.true(welcome.heartbeatIntervalS > 0);
@@ -36,7 +35,7 @@ test('hello registers the device and the offer carries a working signed URL', as
 test('progress and result move the state forward and clear in-flight', async (t) => {
   const backend = await startBackend(t);
   await backend.upload('fix-2.bin', randomBytes(1000));
-  const device = await RawDevice.connect(backend.url);
+  const device = await backend.connect('cam_flow_2');
   device.hello('cam_flow_2');
   const offer = await device.next('offer');
   for (const state of ['downloading', 'verifying', 'applying'] as const) {
@@ -61,7 +60,7 @@ test('progress and result move the state forward and clear in-flight', async (t)
 test('duplicate and late results do not double-count', async (t) => {
   const backend = await startBackend(t);
   await backend.upload('fix-3.bin', randomBytes(1000));
-  const device = await RawDevice.connect(backend.url);
+  const device = await backend.connect('cam_dup_1');
   device.hello('cam_dup_1');
   const offer = await device.next('offer');
   const result = { type: 'result', patchId: offer.patchId, attempt: offer.attempt, outcome: 'applied' };
@@ -80,7 +79,7 @@ test('duplicate and late results do not double-count', async (t) => {
 test('a result for an attempt never offered gets unknown_patch', async (t) => {
   const backend = await startBackend(t);
   await backend.upload('fix-4.bin', randomBytes(1000));
-  const device = await RawDevice.connect(backend.url);
+  const device = await backend.connect('cam_unknown_1');
   device.hello('cam_unknown_1');
   const offer = await device.next('offer');
   device.send({ type: 'result', patchId: offer.patchId, attempt: 7, outcome: 'applied' });
@@ -97,7 +96,7 @@ test('a result for an attempt never offered gets unknown_patch', async (t) => {
 test('a failed attempt is offered again until the attempt limit', async (t) => {
   const backend = await startBackend(t, { FLEET_MAX_ATTEMPTS: '2' });
   await backend.upload('fix-5.bin', randomBytes(1000));
-  const device = await RawDevice.connect(backend.url);
+  const device = await backend.connect('cam_retry_1');
   device.hello('cam_retry_1');
   const first = await device.next('offer');
   device.send({ type: 'result', patchId: first.patchId, attempt: 1, outcome: 'failed', reason: 'apply_failed' });
@@ -118,7 +117,7 @@ test('a failed attempt is offered again until the attempt limit', async (t) => {
 test('url_request returns a fresh URL for the attempt in progress', async (t) => {
   const backend = await startBackend(t);
   await backend.upload('fix-6.bin', randomBytes(1000));
-  const device = await RawDevice.connect(backend.url);
+  const device = await backend.connect('cam_url_1');
   device.hello('cam_url_1');
   const offer = await device.next('offer');
   device.send({ type: 'url_request', patchId: offer.patchId, attempt: offer.attempt });
@@ -133,7 +132,7 @@ test('url_request returns a fresh URL for the attempt in progress', async (t) =>
 test('a silent device times out once and its in-flight record is cleared', async (t) => {
   const backend = await startBackend(t, { FLEET_UPDATE_TIMEOUT_MS: '1000', FLEET_MAX_ATTEMPTS: '1' });
   await backend.upload('fix-7.bin', randomBytes(1000));
-  const device = await RawDevice.connect(backend.url);
+  const device = await backend.connect('cam_silent_1');
   device.hello('cam_silent_1');
   const offer = await device.next('offer');
   device.send({ type: 'progress', patchId: offer.patchId, attempt: 1, state: 'downloading' });
@@ -156,7 +155,7 @@ test('patches reported in hello count as applied and are not offered', async (t)
   const backend = await startBackend(t);
   await backend.upload('fix-8.bin', randomBytes(1000));
   await backend.upload('fix-9.bin', randomBytes(1000));
-  const device = await RawDevice.connect(backend.url);
+  const device = await backend.connect('cam_has_1');
   device.hello('cam_has_1', ['fix-8.bin']);
   const offer = await device.next('offer');
   t.is(offer.patchId, 'fix-9.bin');
@@ -167,13 +166,13 @@ test('patches reported in hello count as applied and are not offered', async (t)
 test('a reconnect mid-update gets the same attempt again', async (t) => {
   const backend = await startBackend(t);
   await backend.upload('fix-10.bin', randomBytes(1000));
-  const first = await RawDevice.connect(backend.url);
+  const first = await backend.connect('cam_resume_1');
   first.hello('cam_resume_1');
   const offer = await first.next('offer');
   first.send({ type: 'progress', patchId: offer.patchId, attempt: 1, state: 'downloading', bytes: 10 });
   first.close();
   await first.closed;
-  const second = await RawDevice.connect(backend.url);
+  const second = await backend.connect('cam_resume_1');
   second.hello('cam_resume_1');
   const again = await second.next('offer');
   t.is(again.patchId, offer.patchId);
@@ -184,10 +183,10 @@ test('a reconnect mid-update gets the same attempt again', async (t) => {
 
 test('a second connection of the same device replaces the first', async (t) => {
   const backend = await startBackend(t);
-  const first = await RawDevice.connect(backend.url);
+  const first = await backend.connect('cam_twice_1');
   first.hello('cam_twice_1');
   const firstWelcome = await first.next('welcome');
-  const second = await RawDevice.connect(backend.url);
+  const second = await backend.connect('cam_twice_1');
   second.hello('cam_twice_1');
   const secondWelcome = await second.next('welcome');
   t.is((await first.closed).code, 4100);

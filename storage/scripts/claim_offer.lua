@@ -12,6 +12,9 @@ local device_id, timeout_ms, max_attempts = ARGV[2], tonumber(ARGV[3]), tonumber
 local now = now_ms()
 local device = k_device(device_id)
 
+-- A device waiting for an operator to accept it gets nothing.
+if redis.call('HGET', device, 'enrollment') == 'pending' then return { 'none' } end
+
 local current = redis.call('HGET', device, 'inflight_patch')
 if current then
   if redis.call('ZSCORE', k_in_flight(), device_id) then

@@ -1,14 +1,18 @@
 -- Records a device's hello: the device record, its presence lease and the patches it reports as applied.
--- ARGV: prefix, device id, model, firmware, session id, lease ms, replica id, JSON array of applied patch ids
--- Returns: { previous session id or '', 1 if the device is new else 0 }
+-- A device seen for the first time (possible only with auto-enrolment) starts with the given enrollment.
+-- ARGV: prefix, device id, model, firmware, session id, lease ms, replica id, JSON array of applied patch ids,
+--       enrollment for a new device ('pending' or 'accepted')
+-- Returns: { previous session id or '', 1 if the device is new else 0, enrollment }
 local device_id, model, firmware = ARGV[2], ARGV[3], ARGV[4]
 local session, lease_ms, replica = ARGV[5], tonumber(ARGV[6]), ARGV[7]
 local reported = cjson.decode(ARGV[8])
+local new_enrollment = ARGV[9]
 local now = now_ms()
 
 local is_new = redis.call('ZADD', k_known_devices(), 'NX', 0, device_id)
 local device = k_device(device_id)
 redis.call('HSETNX', device, 'first_seen', now)
+redis.call('HSETNX', device, 'enrollment', new_enrollment)
 redis.call('HSET', device, 'model', model, 'firmware', firmware, 'last_seen', now, 'session', session,
   'replica', replica)
 
@@ -28,4 +32,4 @@ for _, patch_id in ipairs(reported) do
   end
 end
 
-return { previous, is_new }
+return { previous, is_new, redis.call('HGET', device, 'enrollment') }

@@ -1,4 +1,5 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { Readable } from 'node:stream';
 import test, { type ExecutionContext } from 'ava';
 import { pino } from 'pino';
@@ -10,8 +11,26 @@ import { Catalog } from '../../storage/catalog.ts';
 import { createKeys } from '../../storage/keys.ts';
 import { connectRedis } from '../../storage/redis.ts';
 import { StateStore } from '../../storage/state-store.ts';
+import { DeviceTokens } from '../../security/device-tokens.ts';
+import { issueDeviceToken, issueDeviceTokens } from '../../security/device-provisioning.ts';
+import { detachedSignature, generateSigningKeys } from '../../security/patch-signing.ts';
+import { RawDevice } from './device-client.ts';
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+/** Secrets of this test process: a device token secret and a patch signing key pair. */
+export const TEST_SECURITY = {
+  deviceTokenSecret: randomBytes(32).toString('base64'),
+  ...generateSigningKeys(),
+};
+
+/** Security variables every test backend gets, so the tests run with security on, as production does. */
+export function securityEnv(): Record<string, string> {
+  return {
+    FLEET_DEVICE_TOKEN_SECRET: TEST_SECURITY.deviceTokenSecret,
+    FLEET_SIGNING_PUBLIC_KEY: TEST_SECURITY.publicKey,
+  };
+}
 
 let sharedS3: Promise<LocalS3> | null = null;
 
@@ -37,8 +56,18 @@ export interface TestBackend {
   state: StateStore;
   bucket: PatchBucket;
   catalog: Catalog;
-  /** Uploads `bytes` as a patch through the same path as `fleet patch upload`. */
+  deviceTokens: DeviceTokens;
+  /** Uploads `bytes` as a patch, signed, through the same path as `fleet patch upload`. */
   upload(patchId: string, bytes: Buffer): Promise<string>;
+  /** Provisions the device, issues its token and opens a connection with it (no hello yet). */
+  connect(deviceId: string): Promise<RawDevice>;
+  /**
+   * Puts an object straight into the bucket, as `mc cp` would, with a detached signature object next to it
+   * unless `signed` is false.
+   */
+  putDirect(key: string, bytes: Buffer, options?: { signed?: boolean }): Promise<void>;
+  /** Provisions devices and issues their tokens. */
+  tokens(deviceIds: readonly string[]): Promise<Map<string, string>>;
   stop(): Promise<void>;
 }
 
@@ -65,6 +94,7 @@ export async function startBackend(t: ExecutionContext, env: Record<string, stri
     FLEET_SWEEP_INTERVAL_MS: '200',
     FLEET_DRAIN_MS: '0',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    ...securityEnv(),
     ...env,
   });
   const bucket = new PatchBucket(config.s3);
@@ -73,7 +103,11 @@ export async function startBackend(t: ExecutionContext, env: Record<string, stri
   const replica = await startReplica(config, log);
   const redis = connectRedis(config.redisUrl, 'test-observer');
   const state = new StateStore(redis, createKeys(prefix));
-  const catalog = new Catalog(state, bucket, log);
+  const catalog = new Catalog(state, bucket, log, {
+    publicKey: config.security.signingPublicKey,
+    requireSignatures: config.security.requireSignatures,
+  });
+  const deviceTokens = new DeviceTokens(config.security.deviceTokenSecret);
 
   let stopped = false;
   const stop = async () => {
@@ -95,9 +129,37 @@ export async function startBackend(t: ExecutionContext, env: Record<string, stri
     state,
     bucket,
     catalog,
+    deviceTokens,
     async upload(patchId, bytes) {
-      const { sha256 } = await catalog.upload(patchId, Readable.from([bytes]), bytes.length);
+      const { sha256 } = await catalog.upload(patchId, Readable.from([bytes]), bytes.length, {
+        signingKey: TEST_SECURITY.privateKey,
+      });
       return sha256;
+    },
+    async connect(deviceId) {
+      const token = await issueDeviceToken(state, deviceTokens, deviceId);
+      return RawDevice.connect(`ws://127.0.0.1:${replica.port}${DEVICE_PATH}`, token);
+    },
+    tokens: (deviceIds) => issueDeviceTokens(state, deviceTokens, deviceIds),
+    async putDirect(key, bytes, options = {}) {
+      const s3 = new S3Client({
+        endpoint: config.s3.endpoint,
+        region: config.s3.region,
+        credentials: { accessKeyId: config.s3.accessKey, secretAccessKey: config.s3.secretKey },
+        forcePathStyle: true,
+        requestChecksumCalculation: 'WHEN_REQUIRED',
+      });
+      try {
+        if (options.signed ?? true) {
+          const sha256 = createHash('sha256').update(bytes).digest('hex');
+          const manifest = { id: key, name: key, version: key, size: bytes.length, sha256 };
+          const sig = detachedSignature(TEST_SECURITY.privateKey, manifest);
+          await s3.send(new PutObjectCommand({ Bucket: config.s3.bucket, Key: `${key}.sig`, Body: sig }));
+        }
+        await s3.send(new PutObjectCommand({ Bucket: config.s3.bucket, Key: key, Body: bytes }));
+      } finally {
+        s3.destroy();
+      }
     },
     stop,
   };

@@ -1,4 +1,5 @@
 import { mkdtemp, rm } from 'node:fs/promises';
+import { Readable } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
@@ -9,7 +10,9 @@ import { Catalog } from '../../storage/catalog.ts';
 import { createKeys } from '../../storage/keys.ts';
 import { connectRedis } from '../../storage/redis.ts';
 import { StateStore } from '../../storage/state-store.ts';
-import { localS3, REDIS_URL, uniqueName } from './backend.ts';
+import { localS3, REDIS_URL, securityEnv, TEST_SECURITY, uniqueName } from './backend.ts';
+import { DeviceTokens } from '../../security/device-tokens.ts';
+import { issueDeviceTokens } from '../../security/device-provisioning.ts';
 
 export interface TestCluster {
   cluster: Cluster;
@@ -18,6 +21,10 @@ export interface TestCluster {
   catalog: Catalog;
   bucket: PatchBucket;
   logDir: string;
+  /** Provisions devices and issues their tokens. */
+  tokens(deviceIds: readonly string[]): Promise<Map<string, string>>;
+  /** Uploads a signed patch through the same path as `fleet patch upload`. */
+  upload(patchId: string, bytes: Buffer): Promise<void>;
 }
 
 /**
@@ -44,6 +51,7 @@ export async function startTestCluster(
     FLEET_DRAIN_MS: '2000',
     FLEET_SHUTDOWN_TIMEOUT_MS: '10000',
     LOG_LEVEL: 'info',
+    ...securityEnv(),
     ...options.env,
   };
   const bucket = new PatchBucket({
@@ -68,5 +76,21 @@ export async function startTestCluster(
     if (t.passed) await rm(logDir, { recursive: true, force: true });
     else t.log(`replica logs kept in ${logDir}`);
   });
-  return { cluster, env, state, bucket, catalog: new Catalog(state, bucket, pino({ level: 'silent' })), logDir };
+  const catalog = new Catalog(state, bucket, pino({ level: 'silent' }), {
+    publicKey: TEST_SECURITY.publicKey,
+    requireSignatures: true,
+  });
+  const deviceTokens = new DeviceTokens(TEST_SECURITY.deviceTokenSecret);
+  return {
+    cluster,
+    env,
+    state,
+    bucket,
+    catalog,
+    logDir,
+    tokens: (deviceIds) => issueDeviceTokens(state, deviceTokens, deviceIds),
+    async upload(patchId, bytes) {
+      await catalog.upload(patchId, Readable.from([bytes]), bytes.length, { signingKey: TEST_SECURITY.privateKey });
+    },
+  };
 }

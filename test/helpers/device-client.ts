@@ -27,8 +27,8 @@ export class RawDevice {
     });
   }
 
-  static async connect(url: string): Promise<RawDevice> {
-    const socket = new WebSocket(url);
+  static async connect(url: string, token?: string): Promise<RawDevice> {
+    const socket = new WebSocket(url, token ? { headers: { authorization: `Bearer ${token}` } } : {});
     await new Promise<void>((resolve, reject) => {
       socket.once('open', () => resolve());
       socket.once('error', reject);
