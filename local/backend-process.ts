@@ -8,6 +8,8 @@ export interface BackendProcess {
   pid: number;
   url: string;
   baseUrl: string;
+  /** Operator API, dashboard and /metrics. */
+  apiBaseUrl: string;
   process: ChildProcess;
   /** Sends SIGTERM and waits for the exit. */
   stop(): Promise<void>;
@@ -27,6 +29,7 @@ export async function startBackendProcess(
   port?: number,
 ): Promise<BackendProcess> {
   port ??= await freePort();
+  const apiPort = await freePort();
   const runningFromSource = cliEntry.endsWith('.ts');
   const args = runningFromSource ? ['--import', 'tsx', cliEntry, 'serve'] : [cliEntry.replace(/\.ts$/, '.js'), 'serve'];
   const log = createWriteStream(logFile, { flags: 'a' });
@@ -36,6 +39,7 @@ export async function startBackendProcess(
       ...env,
       FLEET_HOST: '127.0.0.1',
       FLEET_PORT: String(port),
+      FLEET_API_PORT: String(apiPort),
       LOG_FORMAT: 'json',
       AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
     },
@@ -55,6 +59,7 @@ export async function startBackendProcess(
     pid: child.pid ?? 0,
     url: `ws://127.0.0.1:${port}/device`,
     baseUrl,
+    apiBaseUrl: `http://127.0.0.1:${apiPort}`,
     process: child,
     stop: () => signal('SIGTERM'),
     kill: () => signal('SIGKILL'),

@@ -15,6 +15,7 @@ export interface Config {
   };
   host: string;
   port: number;
+  apiPort: number;
   replicaId: string;
   logLevel: string;
   maxPayloadBytes: number;
@@ -181,6 +182,7 @@ export function loadConfig(env: Env = process.env): Config {
     },
     host: text(env, 'FLEET_HOST', '0.0.0.0'),
     port: integer(env, 'FLEET_PORT', 8080, 0, 65535),
+    apiPort: integer(env, 'FLEET_API_PORT', 8081, 0, 65535),
     replicaId: text(env, 'FLEET_REPLICA_ID', hostname()),
     logLevel: logLevel(env),
     maxPayloadBytes: integer(env, 'FLEET_MAX_PAYLOAD_BYTES', 16 * 1024, 1024, 1024 * 1024),

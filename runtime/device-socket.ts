@@ -149,6 +149,7 @@ export function deviceSocketBehavior(services: ReplicaServices): WebSocketBehavi
           const started = performance.now();
           await handler(ctx, message);
           services.metrics.handled(message.type, performance.now() - started);
+          if (message.type === 'result') services.metrics.result(message.outcome);
         })
         .catch((err: unknown) => {
           connection.log.error({ err, type: message.type }, 'handler failed');

@@ -1,59 +1,97 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+/** Latency buckets in seconds, from 0.1 ms to 2.5 s. */
+const LATENCY_BUCKETS = [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+
 /**
- * Counters of one replica. Kept in plain numbers here; exposed by the health endpoints and the logs.
- * TODO: export them in Prometheus format with prom-client once the operator tools land.
+ * Prometheus metrics of one replica, served at /metrics on the operator port. docs/observability.md lists
+ * each metric with its meaning and labels.
  */
 export class ReplicaMetrics {
-  openConnections = 0;
-  backpressureEvents = 0;
-  readonly inByType = new Map<string, number>();
-  readonly outByType = new Map<string, number>();
-  readonly invalidByCode = new Map<string, number>();
-  readonly upgradeRejections = new Map<string, number>();
-  readonly handlerMs = new Map<string, { count: number; totalMs: number }>();
+  readonly registry = new Registry();
+  private readonly connections: Gauge;
+  private readonly messagesInTotal: Counter;
+  private readonly messagesOutTotal: Counter;
+  private readonly invalidMessagesTotal: Counter;
+  private readonly handlerSeconds: Histogram;
+  private readonly backpressureTotal: Counter;
+  private readonly upgradeRejectionsTotal: Counter;
+  private readonly resultsTotal: Counter;
+  private readonly redisSeconds: Histogram;
+  private readonly redisErrorsTotal: Counter;
+  private readonly bucketSeconds: Histogram;
+  private readonly bucketErrorsTotal: Counter;
+  readonly inFlight: Gauge;
+  private open = 0;
+
+  constructor() {
+    const registry = this.registry;
+    collectDefaultMetrics({ register: registry });
+    this.connections = new Gauge({ name: 'fleet_device_connections', help: 'Open device WebSocket connections', registers: [registry] });
+    this.messagesInTotal = new Counter({ name: 'fleet_messages_in_total', help: 'Valid device messages received, by type', labelNames: ['type'], registers: [registry] });
+    this.messagesOutTotal = new Counter({ name: 'fleet_messages_out_total', help: 'Messages sent to devices, by type (offer counts offers sent)', labelNames: ['type'], registers: [registry] });
+    this.invalidMessagesTotal = new Counter({ name: 'fleet_invalid_messages_total', help: 'Device messages rejected before a handler, by error code', labelNames: ['code'], registers: [registry] });
+    this.handlerSeconds = new Histogram({ name: 'fleet_handler_seconds', help: 'Time a handler took, by message type', labelNames: ['type'], buckets: LATENCY_BUCKETS, registers: [registry] });
+    this.backpressureTotal = new Counter({ name: 'fleet_backpressure_events_total', help: 'Sends that found the socket buffer full', registers: [registry] });
+    this.upgradeRejectionsTotal = new Counter({ name: 'fleet_upgrade_rejections_total', help: 'Rejected device upgrades, by reason', labelNames: ['code'], registers: [registry] });
+    this.resultsTotal = new Counter({ name: 'fleet_results_total', help: 'Update results recorded, by outcome', labelNames: ['outcome'], registers: [registry] });
+    this.redisSeconds = new Histogram({ name: 'fleet_redis_seconds', help: 'Redis script latency, by script', labelNames: ['script'], buckets: LATENCY_BUCKETS, registers: [registry] });
+    this.redisErrorsTotal = new Counter({ name: 'fleet_redis_errors_total', help: 'Failed Redis script calls, by script', labelNames: ['script'], registers: [registry] });
+    this.bucketSeconds = new Histogram({ name: 'fleet_bucket_seconds', help: 'Bucket call latency, by operation', labelNames: ['operation'], buckets: LATENCY_BUCKETS, registers: [registry] });
+    this.bucketErrorsTotal = new Counter({ name: 'fleet_bucket_errors_total', help: 'Failed bucket calls, by operation', labelNames: ['operation'], registers: [registry] });
+    this.inFlight = new Gauge({ name: 'fleet_in_flight_updates', help: 'Updates in flight fleet-wide (in_flight_updates), sampled by this replica', registers: [registry] });
+  }
 
   connectionOpened(): void {
-    this.openConnections += 1;
+    this.open += 1;
+    this.connections.inc();
   }
 
   connectionClosed(): void {
-    this.openConnections -= 1;
+    this.open -= 1;
+    this.connections.dec();
   }
 
   backpressure(): void {
-    this.backpressureEvents += 1;
+    this.backpressureTotal.inc();
   }
 
   messagesIn(type: string): void {
-    this.inByType.set(type, (this.inByType.get(type) ?? 0) + 1);
+    this.messagesInTotal.inc({ type });
   }
 
   messagesOut(type: string): void {
-    this.outByType.set(type, (this.outByType.get(type) ?? 0) + 1);
+    this.messagesOutTotal.inc({ type });
   }
 
   invalidMessage(code: string): void {
-    this.invalidByCode.set(code, (this.invalidByCode.get(code) ?? 0) + 1);
+    this.invalidMessagesTotal.inc({ code });
   }
 
   upgradeRejected(code: string): void {
-    this.upgradeRejections.set(code, (this.upgradeRejections.get(code) ?? 0) + 1);
+    this.upgradeRejectionsTotal.inc({ code });
+  }
+
+  result(outcome: string): void {
+    this.resultsTotal.inc({ outcome });
   }
 
   handled(type: string, ms: number): void {
-    const entry = this.handlerMs.get(type) ?? { count: 0, totalMs: 0 };
-    entry.count += 1;
-    entry.totalMs += ms;
-    this.handlerMs.set(type, entry);
+    this.handlerSeconds.observe({ type }, ms / 1000);
   }
 
+  redisCall(script: string, seconds: number, ok: boolean): void {
+    this.redisSeconds.observe({ script }, seconds);
+    if (!ok) this.redisErrorsTotal.inc({ script });
+  }
+
+  bucketCall(operation: string, seconds: number, ok: boolean): void {
+    this.bucketSeconds.observe({ operation }, seconds);
+    if (!ok) this.bucketErrorsTotal.inc({ operation });
+  }
+
+  /** The few numbers /readyz shows. */
   snapshot(): Record<string, unknown> {
-    return {
-      openConnections: this.openConnections,
-      backpressureEvents: this.backpressureEvents,
-      messagesIn: Object.fromEntries(this.inByType),
-      messagesOut: Object.fromEntries(this.outByType),
-      invalidMessages: Object.fromEntries(this.invalidByCode),
-      upgradeRejections: Object.fromEntries(this.upgradeRejections),
-    };
+    return { openConnections: this.open };
   }
 }

@@ -19,9 +19,13 @@ import { loadNativeUws } from './uws.ts';
 import { DeviceTokens } from '../security/device-tokens.ts';
 import { KeyedRateLimiter } from '../security/rate-limit.ts';
 import { OperatorStore } from '../storage/operator-store.ts';
+import { observeScripts } from '../storage/scripts.ts';
+import { startOperatorApi, type OperatorApi } from './api/server.ts';
 
 export interface Replica {
   readonly port: number;
+  /** Port of the operator API, dashboard and /metrics. */
+  readonly apiPort: number;
   readonly services: ReplicaServices;
   /** Stops accepting, closes every device with `going_away` and releases Redis; resolves when done. */
   stop(): Promise<void>;
@@ -93,6 +97,8 @@ export async function startReplica(config: Config, log: Logger): Promise<Replica
     ready: false,
   };
 
+  observeScripts(redis, (name, seconds, ok) => services.metrics.redisCall(name, seconds, ok));
+  bucket.observe((operation, seconds, ok) => services.metrics.bucketCall(operation, seconds, ok));
   const background = new BackgroundWork(services, handlerContextFactory(services));
   const app = native.App();
   app.ws(DEVICE_PATH, deviceSocketBehavior(services));
@@ -106,6 +112,13 @@ export async function startReplica(config: Config, log: Logger): Promise<Replica
     });
   });
   const port = native.us_socket_local_port(listenSocket as unknown as uWS.us_socket);
+  let api: OperatorApi;
+  try {
+    api = await startOperatorApi(native, services, log);
+  } catch (err) {
+    native.us_listen_socket_close(listenSocket);
+    throw err;
+  }
   background.start();
   services.events
     .subscribe(
@@ -118,12 +131,14 @@ export async function startReplica(config: Config, log: Logger): Promise<Replica
   let stopping: Promise<void> | null = null;
   return {
     port,
+    apiPort: api.port,
     services,
     stop() {
       stopping ??= (async () => {
         services.accepting = false;
         services.ready = false;
         native.us_listen_socket_close(listenSocket);
+        api.close();
         await drainConnections(services, config.drainMs);
         background.stop();
         // Let the close frames and the presence releases reach their peers before Redis goes.

@@ -5,7 +5,10 @@
 import { copyFileSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 
-const ASSETS = [{ from: 'storage/scripts', to: 'dist/storage/scripts', extension: '.lua' }];
+const ASSETS = [
+  { from: 'storage/scripts', to: 'dist/storage/scripts', extension: '.lua' },
+  { from: 'runtime/dashboard', to: 'dist/runtime/dashboard', extension: '.html' },
+];
 
 for (const { from, to, extension } of ASSETS) {
   const files = readdirSync(from).filter((name) => name.endsWith(extension));

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { PassThrough, Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
+  DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
   NotFound,
@@ -94,6 +95,26 @@ export class PatchBucket {
   private readonly signer: S3Client;
   private readonly minio: MinioClient;
 
+  private observer: ((operation: string, seconds: number, ok: boolean) => void) | null = null;
+
+  /** Reports every bucket call with its duration in seconds; the runtime feeds it into its metrics. */
+  observe(observer: (operation: string, seconds: number, ok: boolean) => void): void {
+    this.observer = observer;
+  }
+
+  private async timed<T>(operation: string, work: () => Promise<T>): Promise<T> {
+    if (!this.observer) return work();
+    const started = performance.now();
+    try {
+      const result = await work();
+      this.observer(operation, (performance.now() - started) / 1000, true);
+      return result;
+    } catch (err) {
+      this.observer(operation, (performance.now() - started) / 1000, false);
+      throw err;
+    }
+  }
+
   constructor(readonly config: BucketConfig) {
     this.s3 = s3Client(config.endpoint, config);
     this.signer = s3Client(config.publicEndpoint, config);
@@ -112,25 +133,29 @@ export class PatchBucket {
 
   /** Throws when the bucket cannot be reached; used by readiness checks. */
   async ping(): Promise<void> {
-    if (!(await this.minio.bucketExists(this.config.bucket))) {
-      throw new Error(`bucket ${this.config.bucket} does not exist`);
-    }
+    return this.timed('ping', async () => {
+      if (!(await this.minio.bucketExists(this.config.bucket))) {
+        throw new Error(`bucket ${this.config.bucket} does not exist`);
+      }
+    });
   }
 
   async head(key: string): Promise<{ size: number; etag: string; sha256: string | null } | null> {
-    try {
-      const out = await this.s3.send(new HeadObjectCommand({ Bucket: this.config.bucket, Key: key }));
-      return {
-        size: Number(out.ContentLength ?? 0),
-        etag: (out.ETag ?? '').replaceAll('"', ''),
-        sha256: out.Metadata?.sha256 ?? null,
-      };
-    } catch (err) {
-      if (err instanceof NotFound || (err instanceof S3ServiceException && err.$metadata.httpStatusCode === 404)) {
-        return null;
+    return this.timed('head', async () => {
+      try {
+        const out = await this.s3.send(new HeadObjectCommand({ Bucket: this.config.bucket, Key: key }));
+        return {
+          size: Number(out.ContentLength ?? 0),
+          etag: (out.ETag ?? '').replaceAll('"', ''),
+          sha256: out.Metadata?.sha256 ?? null,
+        };
+      } catch (err) {
+        if (err instanceof NotFound || (err instanceof S3ServiceException && err.$metadata.httpStatusCode === 404)) {
+          return null;
+        }
+        throw err;
       }
-      throw err;
-    }
+    });
   }
 
   /**
@@ -167,12 +192,20 @@ export class PatchBucket {
 
   /** Reads a whole object and returns its sha256; used for objects put into the bucket by other tools. */
   async hashObject(key: string): Promise<{ sha256: string; size: number }> {
-    const out = await this.s3.send(new GetObjectCommand({ Bucket: this.config.bucket, Key: key }));
-    const meter = new Sha256Meter();
-    const sink = new PassThrough();
-    sink.resume();
-    await pipeline(out.Body as Readable, meter, sink);
-    return { sha256: meter.hash.digest('hex'), size: meter.bytes };
+    return this.timed('hash', async () => {
+      const out = await this.s3.send(new GetObjectCommand({ Bucket: this.config.bucket, Key: key }));
+      const meter = new Sha256Meter();
+      const sink = new PassThrough();
+      sink.resume();
+      await pipeline(out.Body as Readable, meter, sink);
+      return { sha256: meter.hash.digest('hex'), size: meter.bytes };
+    });
+  }
+
+  async remove(key: string): Promise<void> {
+    return this.timed('remove', async () => {
+      await this.s3.send(new DeleteObjectCommand({ Bucket: this.config.bucket, Key: key }));
+    });
   }
 
   /** Reads a small object whole (at most `maxBytes`), e.g. a detached signature; null when it does not exist. */
@@ -186,21 +219,25 @@ export class PatchBucket {
 
   /** Signs a GET URL for the endpoint devices use, valid for `ttlSeconds`. */
   async signDownload(key: string, ttlSeconds: number): Promise<{ url: string; expiresAt: number }> {
-    const url = await getSignedUrl(this.signer, new GetObjectCommand({ Bucket: this.config.bucket, Key: key }), {
-      expiresIn: ttlSeconds,
+    return this.timed('sign', async () => {
+      const url = await getSignedUrl(this.signer, new GetObjectCommand({ Bucket: this.config.bucket, Key: key }), {
+        expiresIn: ttlSeconds,
+      });
+      return { url, expiresAt: Date.now() + ttlSeconds * 1000 };
     });
-    return { url, expiresAt: Date.now() + ttlSeconds * 1000 };
   }
 
   /** Lists every object in the bucket, in key order. */
   async list(): Promise<ObjectInfo[]> {
-    const objects: ObjectInfo[] = [];
-    const stream = this.minio.listObjectsV2(this.config.bucket, '', true);
-    for await (const item of stream as AsyncIterable<{ name?: string; size: number; etag: string; lastModified: Date }>) {
-      if (!item.name) continue;
-      objects.push({ key: item.name, size: item.size, etag: item.etag, lastModified: item.lastModified });
-    }
-    return objects;
+    return this.timed('list', async () => {
+      const objects: ObjectInfo[] = [];
+      const stream = this.minio.listObjectsV2(this.config.bucket, '', true);
+      for await (const item of stream as AsyncIterable<{ name?: string; size: number; etag: string; lastModified: Date }>) {
+        if (!item.name) continue;
+        objects.push({ key: item.name, size: item.size, etag: item.etag, lastModified: item.lastModified });
+      }
+      return objects;
+    });
   }
 
   destroy(): void {

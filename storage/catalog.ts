@@ -47,6 +47,10 @@ export class SigningKeyError extends Error {
   readonly code = 'signing_key_mismatch';
 }
 
+export class SignatureError extends Error {
+  readonly code = 'signature_invalid';
+}
+
 /**
  * The three ways a patch enters the catalog: an upload through this module, an object put straight into the
  * bucket (found by scanBucket), and an id pushed onto the `patch_files` list with redis-cli (completed by
@@ -69,7 +73,15 @@ export class Catalog {
     patchId: string,
     body: Readable,
     size: number,
-    options: { name?: string; version?: string; signingKey?: string; onBytes?: (bytes: number) => void } = {},
+    options: {
+      name?: string;
+      version?: string;
+      /** Ed25519 private key (PEM) to sign the manifest with, once the sha256 is known. */
+      signingKey?: string;
+      /** A signature made beforehand by the uploader; the upload is undone if it does not verify. */
+      signature?: string;
+      onBytes?: (bytes: number) => void;
+    } = {},
   ): Promise<{ sha256: string; result: AddPatchResult; signed: boolean; state: NewPatch['state'] }> {
     if (!isValidId(patchId)) throw new InvalidPatchIdError(patchId);
     if (options.signingKey) this.checkSigningKey(options.signingKey);
@@ -87,7 +99,12 @@ export class Catalog {
       size,
       sha256: stored.sha256,
     };
-    const signature = options.signingKey ? signManifest(options.signingKey, manifest) : null;
+    const signature = options.signingKey ? signManifest(options.signingKey, manifest) : (options.signature ?? null);
+    const { publicKey } = this.signing;
+    if (options.signature && publicKey !== null && !verifyManifest(publicKey, manifest, options.signature)) {
+      await this.bucket.remove(patchId);
+      throw new SignatureError(`the signature of ${patchId} does not verify with the fleet public key; upload undone`);
+    }
     const patch = this.recordFor(manifest, stored.etag, 'upload', signature);
     const result = await this.state.addPatch(patch, true);
     if (result.kind === 'conflict') throw new PatchConflictError(patchId, result.sha256);

@@ -22,6 +22,10 @@ export interface Keys {
   events: string;
   /** HASH SHA-256(operator token) → JSON record with name and role. */
   operatorTokens: string;
+  /** HASH model → number of devices that last reported it. */
+  modelCounts: string;
+  /** HASH firmware version → number of devices that last reported it. */
+  firmwareCounts: string;
   /** HASH of one device: model, firmware, first/last seen, session, in-flight patch and attempt. */
   device(deviceId: string): string;
   /** SET of patch ids a device has applied. */
@@ -49,6 +53,8 @@ export function createKeys(prefix: string): Keys {
     inFlightUpdates: `${prefix}in_flight_updates`,
     events: `${prefix}events`,
     operatorTokens: `${prefix}operator_tokens`,
+    modelCounts: `${prefix}model_counts`,
+    firmwareCounts: `${prefix}firmware_counts`,
     device: (id) => `${prefix}device:{${id}}`,
     deviceApplied: (id) => `${prefix}device:{${id}}:applied`,
     deviceTimeline: (id) => `${prefix}device:{${id}}:timeline`,

@@ -35,8 +35,26 @@ export function defineScripts(redis: Redis): void {
   }
 }
 
+/** Called after every script run with its duration in seconds; the runtime feeds it into its metrics. */
+export type ScriptObserver = (name: ScriptName, seconds: number, ok: boolean) => void;
+const observers = new WeakMap<Redis, ScriptObserver>();
+
+export function observeScripts(redis: Redis, observer: ScriptObserver): void {
+  observers.set(redis, observer);
+}
+
 export async function runScript(redis: Redis, name: ScriptName, args: (string | number)[]): Promise<ScriptReply> {
   const command = (redis as unknown as Record<string, (...a: (string | number)[]) => Promise<ScriptReply>>)[name];
   if (!command) throw new Error(`Lua script ${name} is not defined on this connection`);
-  return command.call(redis, ...args);
+  const observer = observers.get(redis);
+  if (!observer) return command.call(redis, ...args);
+  const started = performance.now();
+  try {
+    const reply = await command.call(redis, ...args);
+    observer(name, (performance.now() - started) / 1000, true);
+    return reply;
+  } catch (err) {
+    observer(name, (performance.now() - started) / 1000, false);
+    throw err;
+  }
 }

@@ -9,7 +9,10 @@ export interface PatchRecord {
   size: number;
   sha256: string;
   etag: string;
-  /** ready: offered to devices; missing: no object in the bucket; unsigned: a required signature is absent. */
+  /**
+   * ready: offered to devices; missing: no object in the bucket; unsigned: a required signature is absent;
+   * retired: an operator withdrew it.
+   */
   state: PatchState;
   source: string;
   addedAt: number;
@@ -17,7 +20,7 @@ export interface PatchRecord {
   signature: string | null;
 }
 
-export type PatchState = 'ready' | 'missing' | 'unsigned';
+export type PatchState = 'ready' | 'missing' | 'unsigned' | 'retired';
 
 export type Enrollment = 'accepted' | 'pending';
 
@@ -33,6 +36,7 @@ export interface DeviceRecord {
   replica: string | null;
   inFlight: { patchId: string; attempt: number } | null;
   applied: string[];
+  tags: string[];
 }
 
 export interface TimelineEntry {
@@ -278,7 +282,28 @@ export class StateStore {
         ? { patchId: hash.inflight_patch, attempt: Number(hash.inflight_attempt ?? 0) }
         : null,
       applied: applied.sort(),
+      tags: hash.tags ? hash.tags.split(',') : [],
     };
+  }
+
+  /** Replaces a device's tags (each in the id grammar, so a comma never appears inside one). */
+  async setTags(deviceId: string, tags: string[]): Promise<void> {
+    await this.redis.hset(this.keys.device(deviceId), 'tags', [...new Set(tags)].sort().join(','));
+  }
+
+  /**
+   * Retires a patch: it stays in the catalog and the bucket, but nobody is offered it again. Devices in the
+   * middle of it finish and report as usual. Returns false when there is no such patch.
+   */
+  async retirePatch(patchId: string): Promise<boolean> {
+    if (!(await this.redis.exists(this.keys.patch(patchId)))) return false;
+    await this.redis
+      .multi()
+      .hset(this.keys.patch(patchId), 'state', 'retired')
+      .incr(this.keys.catalogVersion)
+      .publish(this.keys.events, JSON.stringify({ kind: 'catalog', patchId }))
+      .exec();
+    return true;
   }
 
   async timeline(deviceId: string, limit = 100): Promise<TimelineEntry[]> {

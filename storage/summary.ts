@@ -1,12 +1,12 @@
 import type { UpdateState } from '../protocol/states.ts';
-import type { StateStore } from './state-store.ts';
+import type { PatchState, StateStore } from './state-store.ts';
 
 export interface PatchSummary {
   id: string;
   name: string;
   size: number;
   sha256: string;
-  state: 'ready' | 'missing' | 'unsigned' | 'pending';
+  state: PatchState | 'pending';
   counts: Partial<Record<UpdateState, number>>;
 }
 
@@ -15,6 +15,13 @@ export interface FleetSummary {
   online: number;
   inFlight: number;
   patches: PatchSummary[];
+  /** Devices per firmware version and per model, as last reported in hello. */
+  firmware: Record<string, number>;
+  models: Record<string, number>;
+}
+
+function positiveCounts(raw: Record<string, string>): Record<string, number> {
+  return Object.fromEntries(Object.entries(raw).filter(([, n]) => Number(n) > 0).map(([k, n]) => [k, Number(n)]));
 }
 
 /**
@@ -36,7 +43,7 @@ export async function countOnline(state: StateStore): Promise<number> {
 /** The fleet at a glance: device counts and, per catalog entry, how many devices are in each state. */
 export async function summarizeFleet(state: StateStore): Promise<FleetSummary> {
   const ids = await state.catalog();
-  const [devices, online, inFlight, patches] = await Promise.all([
+  const [devices, online, inFlight, patches, firmware, models] = await Promise.all([
     state.deviceCount(),
     countOnline(state),
     state.inFlightCount(),
@@ -53,6 +60,8 @@ export async function summarizeFleet(state: StateStore): Promise<FleetSummary> {
         };
       }),
     ),
+    state.redis.hgetall(state.keys.firmwareCounts),
+    state.redis.hgetall(state.keys.modelCounts),
   ]);
-  return { devices, online, inFlight, patches };
+  return { devices, online, inFlight, patches, firmware: positiveCounts(firmware), models: positiveCounts(models) };
 }

@@ -9,6 +9,8 @@ local function k_patch_files() return PREFIX .. 'patch_files' end
 local function k_catalog_version() return PREFIX .. 'catalog_version' end
 local function k_in_flight() return PREFIX .. 'in_flight_updates' end
 local function k_events() return PREFIX .. 'events' end
+local function k_model_counts() return PREFIX .. 'model_counts' end
+local function k_firmware_counts() return PREFIX .. 'firmware_counts' end
 local function k_device(id) return PREFIX .. 'device:{' .. id .. '}' end
 local function k_device_applied(id) return PREFIX .. 'device:{' .. id .. '}:applied' end
 local function k_device_timeline(id) return PREFIX .. 'device:{' .. id .. '}:timeline' end

@@ -13,6 +13,16 @@ local is_new = redis.call('ZADD', k_known_devices(), 'NX', 0, device_id)
 local device = k_device(device_id)
 redis.call('HSETNX', device, 'first_seen', now)
 redis.call('HSETNX', device, 'enrollment', new_enrollment)
+-- Fleet-wide counts by model and by firmware, kept here so that summaries need no scan of all devices.
+local old_model, old_firmware = unpack(redis.call('HMGET', device, 'model', 'firmware'))
+if old_model ~= model then
+  if old_model then redis.call('HINCRBY', k_model_counts(), old_model, -1) end
+  redis.call('HINCRBY', k_model_counts(), model, 1)
+end
+if old_firmware ~= firmware then
+  if old_firmware then redis.call('HINCRBY', k_firmware_counts(), old_firmware, -1) end
+  redis.call('HINCRBY', k_firmware_counts(), firmware, 1)
+end
 redis.call('HSET', device, 'model', model, 'firmware', firmware, 'last_seen', now, 'session', session,
   'replica', replica)
 

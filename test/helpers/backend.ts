@@ -15,6 +15,8 @@ import { DeviceTokens } from '../../security/device-tokens.ts';
 import { issueDeviceToken, issueDeviceTokens } from '../../security/device-provisioning.ts';
 import { detachedSignature, generateSigningKeys } from '../../security/patch-signing.ts';
 import { RawDevice } from './device-client.ts';
+import { OperatorStore } from '../../storage/operator-store.ts';
+import type { OperatorRole } from '../../security/operator-tokens.ts';
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -53,6 +55,8 @@ export interface TestBackend {
   replica: Replica;
   url: string;
   baseUrl: string;
+  /** Operator API base URL, e.g. http://127.0.0.1:PORT. */
+  apiUrl: string;
   state: StateStore;
   bucket: PatchBucket;
   catalog: Catalog;
@@ -66,6 +70,8 @@ export interface TestBackend {
    * unless `signed` is false.
    */
   putDirect(key: string, bytes: Buffer, options?: { signed?: boolean }): Promise<void>;
+  /** Creates an operator token with this role. */
+  operatorToken(role: OperatorRole): Promise<string>;
   /** Provisions devices and issues their tokens. */
   tokens(deviceIds: readonly string[]): Promise<Map<string, string>>;
   stop(): Promise<void>;
@@ -88,6 +94,7 @@ export async function startBackend(t: ExecutionContext, env: Record<string, stri
     FLEET_KEY_PREFIX: prefix,
     FLEET_HOST: '127.0.0.1',
     FLEET_PORT: '0',
+    FLEET_API_PORT: '0',
     FLEET_REPLICA_ID: uniqueName('replica'),
     FLEET_CATALOG_POLL_MS: '200',
     FLEET_BUCKET_SCAN_MS: '300',
@@ -126,6 +133,7 @@ export async function startBackend(t: ExecutionContext, env: Record<string, stri
     replica,
     url: `ws://127.0.0.1:${replica.port}${DEVICE_PATH}`,
     baseUrl: `http://127.0.0.1:${replica.port}`,
+    apiUrl: `http://127.0.0.1:${replica.apiPort}`,
     state,
     bucket,
     catalog,
@@ -141,6 +149,7 @@ export async function startBackend(t: ExecutionContext, env: Record<string, stri
       return RawDevice.connect(`ws://127.0.0.1:${replica.port}${DEVICE_PATH}`, token);
     },
     tokens: (deviceIds) => issueDeviceTokens(state, deviceTokens, deviceIds),
+    operatorToken: (role) => new OperatorStore(redis, createKeys(prefix)).create(`test-${role}`, role),
     async putDirect(key, bytes, options = {}) {
       const s3 = new S3Client({
         endpoint: config.s3.endpoint,

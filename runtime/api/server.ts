@@ -1,0 +1,181 @@
+import { readFile } from 'node:fs/promises';
+import type { Logger } from 'pino';
+import type uWS from 'uWebSockets.js';
+import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
+import { ApiError } from '../../handlers/operator/errors.ts';
+import type { ApiRequest, OperatorContext } from '../../handlers/operator/context.ts';
+import { ROUTES, type RouteSpec } from '../../handlers/operator/routes.ts';
+import { roleAllows, sameToken, type OperatorRole } from '../../security/operator-tokens.ts';
+import { bearerToken } from '../../security/device-tokens.ts';
+import { summarizeFleet, type FleetSummary } from '../../storage/summary.ts';
+import type { ReplicaServices } from '../services.ts';
+import { SummaryStream } from './events.ts';
+import { readHeaders, readJsonBody, sendError, sendJson, startReply, streamBody, type Reply } from './http.ts';
+import { buildOpenApi } from './openapi.ts';
+
+const MAX_JSON_BODY = 64 * 1024;
+const DASHBOARD_FILE = new URL('../dashboard/index.html', import.meta.url);
+
+export interface OperatorApi {
+  port: number;
+  close(): void;
+}
+
+/** Caches the fleet summary for a second, so many watchers cost one computation. */
+function cachedSummary(services: ReplicaServices): () => Promise<FleetSummary> {
+  let cached: { at: number; value: Promise<FleetSummary> } | null = null;
+  return () => {
+    const now = performance.now();
+    if (!cached || now - cached.at > 1000) {
+      const value = summarizeFleet(services.state);
+      value.catch(() => {
+        cached = null;
+      });
+      cached = { at: now, value };
+    }
+    return cached.value;
+  };
+}
+
+/**
+ * The operator HTTP API, the dashboard and /metrics, on their own port of the replica process. Every /v1
+ * route needs an operator token; the route table says which role.
+ */
+export async function startOperatorApi(native: typeof uWS, services: ReplicaServices, log: Logger): Promise<OperatorApi> {
+  const { config } = services;
+  const summary = cachedSummary(services);
+  const ctx: OperatorContext = {
+    state: services.state,
+    catalog: services.catalog,
+    bucket: services.bucket,
+    deviceTokens: services.deviceTokens,
+    summary,
+    requireSignatures: config.security.requireSignatures,
+    log: log.child({ component: 'operator-api' }),
+  };
+  const stream = new SummaryStream(summary);
+  const app: TemplatedApp = native.App();
+  const openApi = JSON.stringify(buildOpenApi());
+  const dashboard = await readFile(DASHBOARD_FILE, 'utf8').catch(() => '<!doctype html><p>dashboard missing from this build</p>');
+
+  async function authenticate(headers: Record<string, string>): Promise<{ name: string; role: OperatorRole }> {
+    const token = bearerToken(headers.authorization ?? '');
+    if (!token) throw new ApiError('unauthorized', 'send Authorization: Bearer <operator token>');
+    if (config.security.adminToken && sameToken(token, config.security.adminToken)) return { name: 'admin', role: 'operator' };
+    const record = await services.operators.authenticate(token);
+    if (!record) throw new ApiError('unauthorized', 'unknown or revoked operator token');
+    return { name: record.name, role: record.role };
+  }
+
+  function register(route: RouteSpec): void {
+    const uwsPath = route.path.replace(/\{(\w+)\}/g, ':$1');
+    const paramNames = [...route.path.matchAll(/\{(\w+)\}/g)].map((m) => m[1] as string);
+    const method = route.method === 'delete' ? 'del' : route.method;
+    app[method](uwsPath, (res: HttpResponse, req: HttpRequest) => {
+      const reply = startReply(res);
+      const headers = readHeaders(req);
+      const params = Object.fromEntries(paramNames.map((name, i) => [name, decodeURIComponent(req.getParameter(i))]));
+      const query = new URLSearchParams(req.getQuery() ?? '');
+      // The body must be claimed before the handler returns, or uWebSockets.js drops it.
+      let json: Promise<unknown> | undefined;
+      let body: ApiRequest['body'];
+      if (route.body === 'json') json = readJsonBody(reply, MAX_JSON_BODY);
+      if (route.body === 'stream') {
+        const length = Number(headers['content-length']);
+        if ((headers['content-type'] ?? '') !== 'application/octet-stream') {
+          sendError(reply, new ApiError('unsupported_media_type', 'send the file as application/octet-stream', headers['content-type']));
+          return;
+        }
+        if (!headers['content-length'] || !Number.isInteger(length) || length < 0) {
+          sendError(reply, new ApiError('length_required', 'send a Content-Length header'));
+          return;
+        }
+        body = { stream: streamBody(reply, length), length };
+        // Nothing reads the stream until the token is checked; the pause in streamBody holds the bytes back.
+      }
+      void handle(route, reply, { headers, params, query, json, body });
+    });
+  }
+
+  async function handle(
+    route: RouteSpec,
+    reply: Reply,
+    input: { headers: Record<string, string>; params: Record<string, string>; query: URLSearchParams; json?: Promise<unknown>; body?: ApiRequest['body'] },
+  ): Promise<void> {
+    try {
+      const operator = await authenticate(input.headers);
+      if (!roleAllows(operator.role, route.role)) {
+        throw new ApiError('forbidden', `this needs the ${route.role} role; the token has ${operator.role}`);
+      }
+      const request: ApiRequest = { params: input.params, query: input.query, operator, headers: input.headers };
+      if (input.json) request.json = await input.json;
+      if (input.body) request.body = input.body;
+      const response = await route.handler(ctx, request);
+      sendJson(reply, response.status, response.body);
+    } catch (err) {
+      input.body?.stream.destroy();
+      if (err instanceof ApiError) {
+        (err.status >= 500 ? ctx.log.error : ctx.log.info).call(ctx.log, { code: err.code, route: route.path }, 'operator request rejected');
+        sendError(reply, err);
+        return;
+      }
+      ctx.log.error({ err, route: route.path }, 'operator request failed');
+      sendError(reply, new ApiError('internal', 'the server failed; see its log'));
+    }
+  }
+
+  for (const route of ROUTES) register(route);
+
+  app.get('/v1/events', (res, req) => {
+    const headers = readHeaders(req);
+    const reply = startReply(res);
+    authenticate(headers).then(
+      () => {
+        if (!reply.aborted) stream.add(res);
+      },
+      (err: unknown) => sendError(reply, err instanceof ApiError ? err : new ApiError('internal', 'the server failed')),
+    );
+  });
+  app.get('/v1/openapi.json', (res) => sendJson(startReply(res), 200, JSON.parse(openApi)));
+  app.get('/metrics', (res) => {
+    const reply = startReply(res);
+    services.metrics.inFlight.set(0);
+    void Promise.all([services.state.inFlightCount(), services.metrics.registry.metrics()]).then(async ([inFlight]) => {
+      services.metrics.inFlight.set(inFlight);
+      const text = await services.metrics.registry.metrics();
+      if (reply.aborted) return;
+      res.cork(() => res.writeStatus('200 OK').writeHeader('content-type', services.metrics.registry.contentType).end(text));
+    }, (err: unknown) => {
+      ctx.log.error({ err }, 'metrics failed');
+      sendError(reply, new ApiError('internal', 'metrics failed'));
+    });
+  });
+  app.get('/', (res) => {
+    res.cork(() => res.writeStatus('200 OK').writeHeader('content-type', 'text/html; charset=utf-8').end(dashboard));
+  });
+  app.any('/*', (res, req) => {
+    const url = req.getUrl();
+    const method = req.getMethod();
+    const known = ROUTES.some((r) => new RegExp(`^${r.path.replace(/\{\w+\}/g, '[^/]+')}$`).test(url));
+    const error = known
+      ? new ApiError('method_not_allowed', `${method.toUpperCase()} is not allowed on ${url}`)
+      : new ApiError('not_found', `no route ${method.toUpperCase()} ${url}`);
+    sendError(startReply(res), error);
+  });
+
+  const listenSocket = await new Promise<uWS.us_listen_socket>((resolve, reject) => {
+    app.listen(config.host, config.apiPort, (socket) => {
+      if (socket) resolve(socket);
+      else reject(new Error(`cannot listen on ${config.host}:${config.apiPort} (FLEET_API_PORT): the port is taken`));
+    });
+  });
+  const port = native.us_socket_local_port(listenSocket as unknown as uWS.us_socket);
+  log.info({ port }, 'operator API listening');
+  return {
+    port,
+    close() {
+      stream.close();
+      native.us_listen_socket_close(listenSocket);
+    },
+  };
+}
