@@ -82,16 +82,8 @@ export async function startOperatorApi(native: typeof uWS, services: ReplicaServ
       if (route.body === 'json') json = readJsonBody(reply, MAX_JSON_BODY);
       if (route.body === 'stream') {
         const length = Number(headers['content-length']);
-        if ((headers['content-type'] ?? '') !== 'application/octet-stream') {
-          sendError(reply, new ApiError('unsupported_media_type', 'send the file as application/octet-stream', headers['content-type']));
-          return;
-        }
-        if (!headers['content-length'] || !Number.isInteger(length) || length < 0) {
-          sendError(reply, new ApiError('length_required', 'send a Content-Length header'));
-          return;
-        }
-        body = { stream: streamBody(reply, length), length };
-        // Nothing reads the stream until the token is checked; the pause in streamBody holds the bytes back.
+        // Claimed now, checked after the token: the pause in streamBody holds the bytes back meanwhile.
+        if (headers['content-length'] && Number.isInteger(length) && length >= 0) body = { stream: streamBody(reply, length), length };
       }
       void handle(route, reply, { headers, params, query, json, body });
     });
@@ -106,6 +98,12 @@ export async function startOperatorApi(native: typeof uWS, services: ReplicaServ
       const operator = await authenticate(input.headers);
       if (!roleAllows(operator.role, route.role)) {
         throw new ApiError('forbidden', `this needs the ${route.role} role; the token has ${operator.role}`);
+      }
+      if (route.body === 'stream') {
+        if ((input.headers['content-type'] ?? '') !== 'application/octet-stream') {
+          throw new ApiError('unsupported_media_type', 'send the file as application/octet-stream', input.headers['content-type']);
+        }
+        if (!input.body) throw new ApiError('length_required', 'send a Content-Length header');
       }
       const request: ApiRequest = { params: input.params, query: input.query, operator, headers: input.headers };
       if (input.json) request.json = await input.json;
