@@ -46,6 +46,8 @@ export interface HandlerContext {
   now(): number;
   send(message: ServerMessage): void;
   close(reason: CloseReason): void;
+  /** Renews the presence lease of this session, coalesced with the other heartbeats of the replica. */
+  markAlive(): void;
   /**
    * Binds the connection to a device id after a `hello`. The runtime closes any older local connection of the
    * same device and tells other replicas to close theirs.

@@ -173,6 +173,6 @@ export class BackgroundWork {
       if (this.services.ready) log.error({ err }, 'dependency check failed, replica not ready');
     }
     if (ready && !this.services.ready) log.info('redis and bucket answer, replica ready');
-    this.services.ready = ready && this.services.accepting;
+    this.services.ready = ready && !this.services.draining;
   }
 }

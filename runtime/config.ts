@@ -22,6 +22,7 @@ export interface Config {
   helloTimeoutMs: number;
   heartbeatIntervalS: number;
   presenceLeaseMs: number;
+  heartbeatFlushMs: number;
   updateTimeoutMs: number;
   maxAttempts: number;
   urlTtlS: number;
@@ -30,6 +31,7 @@ export interface Config {
   sweepIntervalMs: number;
   sendQueueLimit: number;
   drainMs: number;
+  unreadyDelayMs: number;
   shutdownTimeoutMs: number;
   security: SecurityConfig;
 }
@@ -165,9 +167,20 @@ export function loadConfig(env: Env = process.env): Config {
   }
   const securityConfig = security(env);
   const drainMs = integer(env, 'FLEET_DRAIN_MS', 10_000, 0, 600_000);
+  const unreadyDelayMs = integer(env, 'FLEET_UNREADY_DELAY_MS', 2000, 0, 600_000);
   const shutdownTimeoutMs = integer(env, 'FLEET_SHUTDOWN_TIMEOUT_MS', 25_000, 1000, 3_600_000);
-  if (shutdownTimeoutMs <= drainMs) {
-    throw new ConfigError('FLEET_SHUTDOWN_TIMEOUT_MS', `must be longer than FLEET_DRAIN_MS (${drainMs} ms)`);
+  if (shutdownTimeoutMs <= drainMs + unreadyDelayMs) {
+    throw new ConfigError(
+      'FLEET_SHUTDOWN_TIMEOUT_MS',
+      `must be longer than FLEET_UNREADY_DELAY_MS + FLEET_DRAIN_MS (${unreadyDelayMs + drainMs} ms)`,
+    );
+  }
+  const heartbeatFlushMs = integer(env, 'FLEET_HEARTBEAT_FLUSH_MS', 1000, 10, 60_000);
+  if (heartbeatFlushMs * 2 >= presenceLeaseMs - heartbeatIntervalS * 1000) {
+    throw new ConfigError(
+      'FLEET_HEARTBEAT_FLUSH_MS',
+      'must leave the lease time to spare: twice the flush interval must be below the lease minus one heartbeat interval',
+    );
   }
   return {
     redisUrl: url(env, 'REDIS_URL', 'redis://127.0.0.1:6379', ['redis:', 'rediss:']),
@@ -189,6 +202,7 @@ export function loadConfig(env: Env = process.env): Config {
     helloTimeoutMs: integer(env, 'FLEET_HELLO_TIMEOUT_MS', 10_000, 100, 600_000),
     heartbeatIntervalS,
     presenceLeaseMs,
+    heartbeatFlushMs,
     updateTimeoutMs: integer(env, 'FLEET_UPDATE_TIMEOUT_MS', 300_000, 1000, 86_400_000),
     maxAttempts: integer(env, 'FLEET_MAX_ATTEMPTS', 3, 1, 100),
     urlTtlS: integer(env, 'FLEET_URL_TTL_S', 300, 10, 7 * 86_400),
@@ -197,6 +211,7 @@ export function loadConfig(env: Env = process.env): Config {
     sweepIntervalMs: integer(env, 'FLEET_SWEEP_INTERVAL_MS', 1000, 50, 60_000),
     sendQueueLimit: integer(env, 'FLEET_SEND_QUEUE_LIMIT', 256, 8, 100_000),
     drainMs,
+    unreadyDelayMs,
     shutdownTimeoutMs,
     security: securityConfig,
   };

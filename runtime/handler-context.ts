@@ -20,6 +20,11 @@ export function handlerContextFactory(services: ReplicaServices): (connection: C
       services.metrics.messagesOut(message.type);
     },
     close: (reason) => connection.close(reason),
+    markAlive: () => {
+      if (connection.session.deviceId !== null) {
+        services.heartbeats.mark(connection.session.deviceId, connection.session.sessionId);
+      }
+    },
     bindDevice: (deviceId, previousSessionId) => {
       if (connection.session.deviceId === null) {
         connection.session.deviceId = deviceId;

@@ -16,7 +16,7 @@ export function registerHttpRoutes(app: TemplatedApp, services: ReplicaServices)
     json(res, '200 OK', { status: 'ok', replica: services.config.replicaId });
   });
   app.get('/readyz', (res) => {
-    const ready = services.ready && services.accepting;
+    const ready = services.ready && !services.draining;
     json(res, ready ? '200 OK' : '503 Service Unavailable', {
       status: ready ? 'ready' : 'not_ready',
       accepting: services.accepting,

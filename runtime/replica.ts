@@ -14,6 +14,7 @@ import { handlerContextFactory } from './handler-context.ts';
 import { registerHttpRoutes } from './http-routes.ts';
 import { ReplicaMetrics } from './metrics.ts';
 import { ConnectionRegistry } from './registry.ts';
+import { HeartbeatBatcher } from './heartbeats.ts';
 import type { ReplicaServices } from './services.ts';
 import { loadNativeUws } from './uws.ts';
 import { DeviceTokens } from '../security/device-tokens.ts';
@@ -76,6 +77,20 @@ export async function startReplica(config: Config, log: Logger): Promise<Replica
   const keys = createKeys(config.keyPrefix);
   const state = new StateStore(redis, keys);
   const bucket = new PatchBucket(config.s3);
+  const registry = new ConnectionRegistry();
+  const heartbeats = new HeartbeatBatcher(
+    state,
+    config.presenceLeaseMs,
+    config.heartbeatFlushMs,
+    (deviceId, sessionId) => {
+      const connection = registry.get(deviceId);
+      if (connection?.session.sessionId === sessionId) {
+        connection.log.info('heartbeat from a replaced session');
+        connection.close('session_replaced');
+      }
+    },
+    log,
+  );
   const services: ReplicaServices = {
     config,
     log,
@@ -87,13 +102,15 @@ export async function startReplica(config: Config, log: Logger): Promise<Replica
       requireSignatures: config.security.requireSignatures,
     }),
     patches: new PatchCache(state),
-    registry: new ConnectionRegistry(),
+    registry,
+    heartbeats,
     events: new ReplicaEvents(redis, subscriber, keys.events, log.child({ component: 'events' })),
     metrics: new ReplicaMetrics(),
     deviceTokens: new DeviceTokens(config.security.deviceTokenSecret),
     operators: new OperatorStore(redis, keys),
     upgradeLimiter: new KeyedRateLimiter(config.security.upgradesPerSPerAddress, config.security.upgradeBurst),
     accepting: true,
+    draining: false,
     ready: false,
   };
 
@@ -135,12 +152,17 @@ export async function startReplica(config: Config, log: Logger): Promise<Replica
     services,
     stop() {
       stopping ??= (async () => {
-        services.accepting = false;
+        // Not ready first, while still accepting: load balancers stop sending devices here before the port
+        // closes, so no device sees a refused upgrade.
         services.ready = false;
+        services.draining = true;
+        if (config.unreadyDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, config.unreadyDelayMs));
+        services.accepting = false;
         native.us_listen_socket_close(listenSocket);
         api.close();
         await drainConnections(services, config.drainMs);
         background.stop();
+        await heartbeats.stop();
         // Let the close frames and the presence releases reach their peers before Redis goes.
         await new Promise((resolve) => setTimeout(resolve, 100));
         await Promise.allSettled([redis.quit(), subscriber.quit()]);

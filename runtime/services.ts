@@ -8,6 +8,7 @@ import type { Config } from './config.ts';
 import type { ReplicaEvents } from './events.ts';
 import type { ReplicaMetrics } from './metrics.ts';
 import type { ConnectionRegistry } from './registry.ts';
+import type { HeartbeatBatcher } from './heartbeats.ts';
 import type { DeviceTokens } from '../security/device-tokens.ts';
 import type { KeyedRateLimiter } from '../security/rate-limit.ts';
 import type { OperatorStore } from '../storage/operator-store.ts';
@@ -24,11 +25,14 @@ export interface ReplicaServices {
   registry: ConnectionRegistry;
   events: ReplicaEvents;
   metrics: ReplicaMetrics;
+  heartbeats: HeartbeatBatcher;
   deviceTokens: DeviceTokens;
   operators: OperatorStore;
   upgradeLimiter: KeyedRateLimiter;
-  /** False once shutdown began: new upgrades get 503. */
+  /** False once shutdown has waited FLEET_UNREADY_DELAY_MS: new upgrades then get 503. */
   accepting: boolean;
+  /** True from the start of shutdown: /readyz answers 503 from then on. */
+  draining: boolean;
   /** Last result of the dependency check behind /readyz. */
   ready: boolean;
 }

@@ -11,7 +11,7 @@ const SCRIPT_NAMES = [
   'claim_offer',
   'report_state',
   'expire_in_flight',
-  'renew_presence',
+  'renew_presences',
   'release_presence',
   'add_patch',
   'mark_patch_missing',

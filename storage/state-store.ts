@@ -164,8 +164,12 @@ export class StateStore {
     return (await this.run('expire_in_flight', [limit])) as string[];
   }
 
-  async renewPresence(deviceId: string, sessionId: string, leaseMs: number): Promise<boolean> {
-    return (await this.run('renew_presence', [deviceId, sessionId, leaseMs])) === 1;
+  /** Renews many leases in one script call; returns the devices whose session no longer owns them. */
+  async renewPresences(leases: { deviceId: string; sessionId: string }[], leaseMs: number): Promise<string[]> {
+    if (leases.length === 0) return [];
+    const args: (string | number)[] = [leaseMs];
+    for (const lease of leases) args.push(lease.deviceId, lease.sessionId);
+    return (await this.run('renew_presences', args)) as string[];
   }
 
   async releasePresence(deviceId: string, sessionId: string): Promise<boolean> {

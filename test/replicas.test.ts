@@ -125,7 +125,7 @@ test('a release while replica subscriptions are killed still reaches every devic
 test('devices of a killed replica show offline within the presence lease', async (t) => {
   const setup = await startTestCluster(t, {
     replicas: 1,
-    env: { FLEET_HEARTBEAT_INTERVAL_S: '1', FLEET_PRESENCE_LEASE_MS: '2000' },
+    env: { FLEET_HEARTBEAT_INTERVAL_S: '1', FLEET_PRESENCE_LEASE_MS: '2000', FLEET_HEARTBEAT_FLUSH_MS: '200' },
   });
   const replica = setup.cluster.running()[0];
   if (!replica) throw new Error('no replica running');

@@ -100,6 +100,7 @@ export async function startBackend(t: ExecutionContext, env: Record<string, stri
     FLEET_BUCKET_SCAN_MS: '300',
     FLEET_SWEEP_INTERVAL_MS: '200',
     FLEET_DRAIN_MS: '0',
+    FLEET_UNREADY_DELAY_MS: '0',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     ...securityEnv(),
     ...env,

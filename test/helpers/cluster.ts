@@ -49,6 +49,7 @@ export async function startTestCluster(
     FLEET_BUCKET_SCAN_MS: '500',
     FLEET_SWEEP_INTERVAL_MS: '300',
     FLEET_DRAIN_MS: '2000',
+    FLEET_UNREADY_DELAY_MS: '1000',
     FLEET_SHUTDOWN_TIMEOUT_MS: '10000',
     LOG_LEVEL: 'info',
     ...securityEnv(),
