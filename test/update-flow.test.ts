@@ -201,3 +201,23 @@ test('a second connection of the same device replaces the first', async (t) => {
   }
   t.pass();
 });
+
+test('heartbeats keep the presence lease alive past its length', async (t) => {
+  const backend = await startBackend(t, {
+    FLEET_HEARTBEAT_INTERVAL_S: '1',
+    FLEET_PRESENCE_LEASE_MS: '2000',
+    FLEET_HEARTBEAT_FLUSH_MS: '100',
+  });
+  const device = await backend.connect('cam_beat_1');
+  device.hello('cam_beat_1');
+  await device.next('welcome');
+  const key = backend.state.keys.presence('cam_beat_1');
+  // Five heartbeats half a second apart span 2.5 s, longer than the 2 s lease.
+  for (let i = 0; i < 5; i++) {
+    device.send({ type: 'heartbeat' });
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+  t.true((await backend.state.redis.pttl(key)) > 0);
+  t.true((await backend.state.getDevice('cam_beat_1'))?.online);
+  device.close();
+});
