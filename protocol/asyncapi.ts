@@ -42,6 +42,7 @@ export const MESSAGE_EXAMPLES: Record<MessageType, Record<string, unknown>> = {
     sessionId: '3f2c7a9e-5b1d-4c8e-9a60-2d4f8b1e7c35',
     heartbeatIntervalS: 15,
     serverTime: 1764880000000,
+    enrollment: 'accepted',
   },
   offer: {
     type: 'offer',
@@ -50,6 +51,9 @@ export const MESSAGE_EXAMPLES: Record<MessageType, Record<string, unknown>> = {
     name: 'Hotfix 1 for firmware 2.4.1',
     size: 1048576,
     sha256: '9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08',
+    version: '2.4.1-hotfix1',
+    // The test vector of docs/protocol.md: this manifest signed with the example key shown there.
+    signature: 'd4lt0yFhNdUDyFhHgQLoZanXnQtBn9Wl2pxJMkXSkEry/zq/eIEgvXj65gUIZKd+z0iFBSpVxCYxci+pSEz2Ag==',
     url: SIGNED_URL,
     urlExpiresAt: 1764880300000,
   },
@@ -62,6 +66,18 @@ export const MESSAGE_EXAMPLES: Record<MessageType, Record<string, unknown>> = {
     retryable: false,
     details: 'cam-fw-9.9.9.bin attempt 1',
   },
+};
+
+/** Security scheme of the device endpoint: a bearer token on the WebSocket upgrade request. */
+const DEVICE_TOKEN_SCHEME = {
+  type: 'http',
+  scheme: 'bearer',
+  bearerFormat: 'JWT',
+  description:
+    'The device token that an operator issued with `fleet device token ID`, sent as ' +
+    '`Authorization: Bearer <token>` on the upgrade request. Firmware treats it as an opaque string. A ' +
+    'rejected upgrade gets HTTP 401, 403, 429 or 503 with a JSON body `{"error": code, "message": text}`; ' +
+    'docs/protocol.md lists the codes and when to retry.',
 };
 
 /** Replies the server sends to a device message. The other device messages get a reply only when they fail. */
@@ -195,6 +211,7 @@ export function buildAsyncApi(): object {
         variables: {
           host: { description: 'Host name and port of the fleet backend.', examples: ['fleet.example.com:8080'] },
         },
+        security: [{ $ref: '#/components/securitySchemes/deviceToken' }],
       },
     },
     channels: {
@@ -207,7 +224,7 @@ export function buildAsyncApi(): object {
       },
     },
     operations: operations(),
-    components: { messages: componentMessages() },
+    components: { messages: componentMessages(), securitySchemes: { deviceToken: DEVICE_TOKEN_SCHEME } },
   };
 }
 
