@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import test from 'ava';
 import { loadConfig } from '../runtime/config.ts';
+import { generateSigningKeys } from '../security/patch-signing.ts';
 
 // docs/configuration.md must list exactly the environment variables that the code reads, with the defaults
 // that loadConfig applies. These tests read the variable table of that page and compare it with
@@ -10,20 +11,38 @@ const ROOT = new URL('../', import.meta.url);
 const DOC_PATH = 'docs/configuration.md';
 const CONFIG_PATH = 'runtime/config.ts';
 
-/** The smallest environment loadConfig accepts: the three S3 settings without a default. */
-const MINIMAL_ENV = { S3_ENDPOINT: 'http://127.0.0.1:9000', S3_ACCESS_KEY: 'access', S3_SECRET_KEY: 'secret' };
+/**
+ * The smallest environment loadConfig accepts: the three S3 settings without a default, the device token
+ * secret, and the signing public key that the default FLEET_REQUIRE_SIGNATURES=true requires.
+ */
+const MINIMAL_ENV = {
+  S3_ENDPOINT: 'http://127.0.0.1:9000',
+  S3_ACCESS_KEY: 'access',
+  S3_SECRET_KEY: 'secret',
+  FLEET_DEVICE_TOKEN_SECRET: 'x'.repeat(32),
+  FLEET_SIGNING_PUBLIC_KEY: generateSigningKeys().publicKey,
+};
 
 /** Documented variables that loadConfig does not read, each with the file that reads it from process.env. */
 const OTHER_READERS: Record<string, string> = {
   LOG_FORMAT: 'runtime/logger.ts',
   FLEET_DEVICE_URL: 'cli/main.ts',
+  FLEET_SIGNING_KEY_FILE: 'cli/patch.ts',
+  FLEET_DEVICE_TOKEN: 'cli/simulate.ts',
 };
 
-/** A call of a config.ts helper such as `integer(env, 'FLEET_PORT', 8080, 0, 65535)`: group 1 is the name. */
-const CONFIG_READ = /\b(?:text|integer|url)\(\s*env,\s*'([A-Z][A-Z0-9_]*)'/g;
+/**
+ * A read in config.ts: a helper call such as `integer(env, 'FLEET_PORT', 8080, 0, 65535)` (group 1 is the
+ * name) or a direct property read such as `env.FLEET_ADMIN_TOKEN` (group 2 is the name).
+ */
+const CONFIG_READ = /\b(?:text|integer|url|choice|flag)\(\s*env,\s*'([A-Z][A-Z0-9_]*)'|\benv\.([A-Z][A-Z0-9_]*)\b/g;
 
-/** Such a call with a literal default, a quoted string or a number like `10_000`: group 2 is the default. */
-const LITERAL_DEFAULT = /\b(?:text|integer|url)\(\s*env,\s*'([A-Z][A-Z0-9_]*)',\s*('[^']*'|\d[\d_]*)\s*[,)]/g;
+/**
+ * A helper call with a literal default: a quoted string, a number like `10_000`, or `true` or `false`.
+ * Group 1 is the name and group 2 the default.
+ */
+const LITERAL_DEFAULT =
+  /\b(?:text|integer|url|choice|flag)\(\s*env,\s*'([A-Z][A-Z0-9_]*)',\s*('[^']*'|\d[\d_]*|true|false)\s*[,)]/g;
 
 interface DocumentedVariable {
   name: string;
@@ -102,7 +121,7 @@ function recordLoadConfigReads(): Set<string> {
 }
 
 const configSource = readSource(CONFIG_PATH);
-const configVariables = new Set([...configSource.matchAll(CONFIG_READ)].map((match) => match[1] as string));
+const configVariables = new Set([...configSource.matchAll(CONFIG_READ)].map((match) => (match[1] ?? match[2]) as string));
 const documented = parseVariableTable(readSource(DOC_PATH));
 const documentedNames = new Set(documented.map((row) => row.name));
 
