@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
@@ -18,8 +19,9 @@ import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import type { IConfigMap, IContainer, IPodSpec, ISecret, IService } from 'kubernetes-models/v1';
 import { ConfigMap, Secret, Service } from 'kubernetes-models/v1';
 import YAML from 'yaml';
-import { loadConfig } from '../runtime/config.ts';
+import { ConfigError, loadConfig } from '../runtime/config.ts';
 import { DEVICE_PATH } from '../runtime/replica.ts';
+import { generateSigningKeys } from '../security/patch-signing.ts';
 
 // Renders each overlay in k8s/overlays/ without kubectl, validates every object against the Kubernetes
 // 1.27 schemas of kubernetes-models 4.5.1 and checks the manifests against the code: environment variables,
@@ -33,6 +35,21 @@ const OVERLAYS = ['local', 'production'] as const;
 const BACKEND = 'fleet-backend';
 const CONFIG_SOURCE = readFileSync(join(ROOT, 'runtime/config.ts'), 'utf8');
 const ROUTES_SOURCE = readFileSync(join(ROOT, 'runtime/http-routes.ts'), 'utf8');
+
+/** Device token secret and signing public key as `fleet keys create` makes them, for loadConfig to accept. */
+const SECURITY_STAND_INS = {
+  FLEET_DEVICE_TOKEN_SECRET: randomBytes(48).toString('base64'),
+  FLEET_SIGNING_PUBLIC_KEY: generateSigningKeys().publicKey,
+};
+
+/**
+ * Stand-in contents of the Secrets that an overlay leaves to the operator, so loadConfig can run on the
+ * rendered environment. Both overlays leave fleet-security to the operator, and production leaves all three.
+ */
+const OPERATOR_SECRETS: Record<string, Record<string, string>> = {
+  'fleet-s3-credentials': { S3_ACCESS_KEY: 'operator-provided', S3_SECRET_KEY: 'operator-provided' },
+  'fleet-security': SECURITY_STAND_INS,
+};
 
 interface Manifest {
   apiVersion: string;
@@ -212,9 +229,13 @@ function backendContainer(objects: Manifest[]): IContainer {
   return container;
 }
 
-/** Names of the environment variables runtime/config.ts reads, taken from its text(), integer() and url() calls. */
+/**
+ * Names of the environment variables runtime/config.ts reads, taken from its text(), integer(), url(),
+ * choice() and flag() calls and from direct reads such as `env.FLEET_ADMIN_TOKEN`.
+ */
 function configVariableNames(): Set<string> {
-  return new Set([...CONFIG_SOURCE.matchAll(/\b(?:text|integer|url)\(\s*env,\s*'([A-Z0-9_]+)'/g)].map((m) => m[1] as string));
+  const reads = CONFIG_SOURCE.matchAll(/\b(?:text|integer|url|choice|flag)\(\s*env,\s*'([A-Z0-9_]+)'|\benv\.([A-Z][A-Z0-9_]*)\b/g);
+  return new Set([...reads].map((m) => (m[1] ?? m[2]) as string));
 }
 
 /** Collects the environment a backend container starts with: its envFrom sources, then its env entries. */
@@ -223,9 +244,11 @@ function containerEnvironment(objects: Manifest[], container: IContainer): Recor
   for (const source of container.envFrom ?? []) {
     if (source.configMapRef) Object.assign(environment, find<IConfigMap>(objects, 'ConfigMap', source.configMapRef.name ?? '').data);
     if (source.secretRef) {
-      const secret = objects.find((o) => o.kind === 'Secret' && o.metadata.name === source.secretRef?.name) as ISecret | undefined;
-      // The production overlay leaves the Secrets to the operator, so stand-in values let loadConfig run.
-      Object.assign(environment, secret?.stringData ?? { S3_ACCESS_KEY: 'operator-provided', S3_SECRET_KEY: 'operator-provided' });
+      const name = source.secretRef.name ?? '';
+      const secret = objects.find((o) => o.kind === 'Secret' && o.metadata.name === name) as ISecret | undefined;
+      const data = secret?.stringData ?? OPERATOR_SECRETS[name];
+      if (!data) throw new Error(`Secret ${name} is neither rendered nor in OPERATOR_SECRETS`);
+      Object.assign(environment, data);
     }
   }
   for (const variable of container.env ?? []) environment[variable.name] = variable.value ?? `<from ${Object.keys(variable.valueFrom ?? {}).join()}>`;
@@ -321,7 +344,7 @@ for (const overlay of OVERLAYS) {
   test(`${overlay}: backend port and probes match the code`, (t) => {
     const container = backendContainer(objects);
     const config = loadConfig(containerEnvironment(objects, container));
-    const defaults = loadConfig({ S3_ENDPOINT: 'http://minio:9000', S3_ACCESS_KEY: 'a', S3_SECRET_KEY: 'b' });
+    const defaults = loadConfig({ S3_ENDPOINT: 'http://minio:9000', S3_ACCESS_KEY: 'a', S3_SECRET_KEY: 'b', ...SECURITY_STAND_INS });
     t.is(defaults.port, 8080);
     t.is(containerPort(container, 'http'), config.port);
     t.is(containerPort(container, 'http'), defaults.port);
@@ -379,7 +402,7 @@ for (const overlay of OVERLAYS) {
     for (const statefulSet of all<IStatefulSet>(objects, 'StatefulSet')) {
       t.truthy(find<IService>(objects, 'Service', statefulSet.spec?.serviceName ?? ''));
     }
-    const secretsFromOperator = overlay === 'production' ? ['minio-root', 'fleet-s3-credentials'] : [];
+    const secretsFromOperator = overlay === 'production' ? ['minio-root', 'fleet-s3-credentials', 'fleet-security'] : ['fleet-security'];
     for (const { owner, spec } of pods) {
       for (const container of spec.containers) {
         const references = [
@@ -445,11 +468,39 @@ test('production: replicas, image and Ingress', (t) => {
   t.is(devicePath?.backend.service?.name, BACKEND);
   t.is(devicePath?.backend.service?.port?.name, find<IService>(objects, 'Service', BACKEND).spec?.ports?.[0]?.name);
 
-  const publicEndpoint = new URL(find<IConfigMap>(objects, 'ConfigMap', 'fleet-config').data?.S3_PUBLIC_ENDPOINT ?? '');
+  const config = find<IConfigMap>(objects, 'ConfigMap', 'fleet-config').data ?? {};
+  t.is(config.FLEET_TRUST_FORWARDED_FOR, 'true', 'every device comes through ingress-nginx, so the upgrade limit needs X-Forwarded-For');
+  const publicEndpoint = new URL(config.S3_PUBLIC_ENDPOINT ?? '');
   const minioRoute = all<IIngress>(objects, 'Ingress')
     .flatMap((ingress) => ingress.spec?.rules ?? [])
     .find((rule) => rule.host === publicEndpoint.hostname);
   t.is(minioRoute?.http?.paths[0]?.backend.service?.name, 'minio', 'S3_PUBLIC_ENDPOINT must be a host the Ingress routes to MinIO');
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// Base and overlays: the security Secret.
+
+test('base: security placeholders fail loadConfig', (t) => {
+  const objects = renderKustomization(join(K8S_DIR, 'base'));
+  const placeholders = find<ISecret>(objects, 'Secret', 'fleet-security').stringData ?? {};
+  t.deepEqual(Object.keys(placeholders).sort(), ['FLEET_DEVICE_TOKEN_SECRET', 'FLEET_SIGNING_PUBLIC_KEY']);
+  t.true(backendContainer(objects).envFrom?.some((source) => source.secretRef?.name === 'fleet-security'));
+
+  // A replica started from the placeholders must exit naming the variable, not run with a published secret.
+  const environment = containerEnvironment(objects, backendContainer(objects));
+  const secretError = t.throws(() => loadConfig(environment), { instanceOf: ConfigError });
+  t.is(secretError?.variable, 'FLEET_DEVICE_TOKEN_SECRET');
+  const keyError = t.throws(() => loadConfig({ ...environment, FLEET_DEVICE_TOKEN_SECRET: SECURITY_STAND_INS.FLEET_DEVICE_TOKEN_SECRET }), {
+    instanceOf: ConfigError,
+  });
+  t.is(keyError?.variable, 'FLEET_SIGNING_PUBLIC_KEY');
+});
+
+test('overlays leave the security Secret to the operator', (t) => {
+  for (const overlay of OVERLAYS) {
+    const objects = renderKustomization(join(K8S_DIR, 'overlays', overlay));
+    t.false(objects.some((o) => o.kind === 'Secret' && o.metadata.name === 'fleet-security'), overlay);
+  }
 });
 
 // ---------------------------------------------------------------------------------------------------------
