@@ -27,7 +27,8 @@ COPY --from=build /app/dist ./dist
 # The node user (uid 1000) comes with the base image. The files stay owned by root, so the process
 # cannot change its own code.
 USER node
-EXPOSE 8080
+# Devices and probes on 8080; operator API, dashboard and /metrics on 8081.
+EXPOSE 8080 8081
 # No HEALTHCHECK: Kubernetes ignores it and probes GET /healthz and GET /readyz instead.
 ENTRYPOINT ["node", "dist/cli/main.js"]
 CMD ["serve"]

@@ -86,6 +86,7 @@ export class DeviceTokens {
 
 /** Extracts the token from an `Authorization: Bearer …` header value; empty when there is none. */
 export function bearerToken(header: string): string {
-  const match = /^Bearer ([A-Za-z0-9._~+/=-]+)$/.exec(header.trim());
+  // The scheme name is case-insensitive (RFC 7235).
+  const match = /^Bearer ([A-Za-z0-9._~+/=-]+)$/i.exec(header.trim());
   return match?.[1] ?? '';
 }

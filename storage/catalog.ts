@@ -58,6 +58,9 @@ export class SignatureError extends Error {
  * Objects put into the bucket by other tools are signed by a detached `<id>.sig` object next to them.
  */
 export class Catalog {
+  /** Signature objects (`id@etag`) already tried for unsigned patches, so a bad one is not retried every scan. */
+  private readonly rejectedSignatures = new Set<string>();
+
   constructor(
     private readonly state: StateStore,
     private readonly bucket: PatchBucket,
@@ -106,6 +109,11 @@ export class Catalog {
       throw new SignatureError(`the signature of ${patchId} does not verify with the fleet public key; upload undone`);
     }
     const patch = this.recordFor(manifest, stored.etag, 'upload', signature);
+    if (patch.signature !== null) {
+      // The bucket keeps the signature too, so a scan can rebuild this record after Redis lost its data.
+      const detached: DetachedSignature = { name: manifest.name, version: manifest.version, signature: patch.signature };
+      await this.bucket.putSmall(patchId + SIGNATURE_SUFFIX, JSON.stringify(detached));
+    }
     const result = await this.state.addPatch(patch, true);
     if (result.kind === 'conflict') throw new PatchConflictError(patchId, result.sha256);
     this.log.info({ patchId, size, sha256: stored.sha256, state: patch.state }, 'patch uploaded');
@@ -142,7 +150,7 @@ export class Catalog {
    */
   async scanBucket(): Promise<string[]> {
     const objects = await this.bucket.list();
-    const keys = new Set(objects.map((o) => o.key));
+    const byKey = new Map(objects.map((o) => [o.key, o]));
     const fresh = [];
     for (const object of objects) {
       if (object.key.endsWith(SIGNATURE_SUFFIX)) continue;
@@ -151,8 +159,14 @@ export class Catalog {
         continue;
       }
       const known = await this.state.getPatch(object.key);
-      if (known?.state === 'ready') continue;
-      if (known?.state === 'unsigned' && !keys.has(object.key + SIGNATURE_SUFFIX)) continue;
+      // Ready and retired patches are settled; an operator's retirement must not be undone by a scan.
+      if (known?.state === 'ready' || known?.state === 'retired') continue;
+      if (known?.state === 'unsigned') {
+        const signature = byKey.get(object.key + SIGNATURE_SUFFIX);
+        // Only a new or changed signature object is worth hashing the patch again.
+        if (!signature || this.rejectedSignatures.has(`${object.key}@${signature.etag}`)) continue;
+        this.rejectedSignatures.add(`${object.key}@${signature.etag}`);
+      }
       fresh.push(object);
     }
     fresh.sort((a, b) => a.lastModified.getTime() - b.lastModified.getTime() || a.key.localeCompare(b.key));

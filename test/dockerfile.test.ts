@@ -138,8 +138,14 @@ test('entry point is the compiled CLI', (t) => {
 test('default command serves on the config port', (t) => {
   t.deepEqual(execForm(finalStage, 'CMD'), ['serve']);
   t.regex(readFileSync(join(ROOT, 'cli/main.ts'), 'utf8'), /\.command\('serve'\)/);
-  const defaults = loadConfig({ S3_ENDPOINT: 'http://minio:9000', S3_ACCESS_KEY: 'a', S3_SECRET_KEY: 'b' });
-  t.deepEqual(argsOf(finalStage, 'EXPOSE'), [String(defaults.port)]);
+  const defaults = loadConfig({
+    S3_ENDPOINT: 'http://minio:9000',
+    S3_ACCESS_KEY: 'a',
+    S3_SECRET_KEY: 'b',
+    FLEET_DEVICE_TOKEN_SECRET: 'x'.repeat(32),
+    FLEET_REQUIRE_SIGNATURES: 'false',
+  });
+  t.deepEqual(argsOf(finalStage, 'EXPOSE'), [`${defaults.port} ${defaults.apiPort}`]);
 });
 
 test('.dockerignore keeps local state out', (t) => {
