@@ -1,38 +1,61 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
-import { runDemo } from './demo.ts';
-import { acceptDevice, printDeviceToken, revokeDevice } from './device-admin.ts';
-import { createKeys, signPatchFile } from './keys.ts';
-import { createOperator, listOperators, revokeOperator } from './operators.ts';
-import { listDevices } from './devices.ts';
-import { listPatches, uploadPatch } from './patch.ts';
-import { serve } from './serve.ts';
-import { runDevice, simulateFleet } from './simulate.ts';
-import { showStatus } from './status.ts';
-import { CliError, EXIT } from './storage-access.ts';
+import { DEFAULT_SERVER } from './api-client.ts';
+import { CliError, EXIT } from './errors.ts';
+import type { WatchOptions } from './watch.ts';
+
+/**
+ * Loads a command's module only when the command runs. The storage commands pull in the AWS SDK, ioredis and
+ * the simulator, which would otherwise take about a second of CPU at every start of an API command.
+ */
+function lazy<A extends unknown[]>(load: () => Promise<(...args: A) => Promise<void> | void>): (...args: A) => Promise<void> {
+  return async (...args: A) => {
+    const action = await load();
+    await action(...args);
+  };
+}
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
+const SERVER_HELP = `operator API of a replica (default: FLEET_SERVER, else ${DEFAULT_SERVER})`;
+const TOKEN_HELP = 'operator token for the API (default: FLEET_TOKEN)';
+
 const program = new Command('fleet')
   .description('Keep a fleet of cameras connected, known and up to date.')
-  .showHelpAfterError();
+  .option('--server <url>', SERVER_HELP)
+  .option('--token <token>', TOKEN_HELP)
+  // Options before the command name belong to `fleet`, so `fleet device play ID --token T` keeps its own
+  // --token (a device token). Every API command takes --server and --token after its name as well.
+  .enablePositionalOptions()
+  .showHelpAfterError()
+  .addHelpText(
+    'after',
+    '\nCommands that use the operator API: patch upload|list|show|retire, devices, device show|token|revoke|accept|tags,\n' +
+      'status, watch. The others read Redis and the bucket with the variables of `fleet serve`.\n' +
+      'Exit codes: 0 ok, 1 failure or not found, 2 invalid usage, 3 server unreachable or failing, 4 conflict,\n' +
+      '5 incomplete, 6 missing, unknown or insufficient operator token. See docs/operators.md.',
+  );
+
+/** Adds --server and --token to a command that calls the operator API. */
+function apiCommand(command: Command): Command {
+  return command.option('--server <url>', SERVER_HELP).option('--token <token>', TOKEN_HELP);
+}
 
 program
   .command('serve')
   .description('run one backend replica (configuration from environment variables, see docs/configuration.md)')
-  .action(serve);
+  .action(lazy(async () => (await import('./serve.ts')).serve));
 
 const patch = program.command('patch').description('manage the patch catalog');
-patch
-  .command('upload')
-  .description('upload a patch file to the bucket and release it to every device')
+apiCommand(patch.command('upload'))
+  .description('sign a patch file and upload it through the API, which releases it to every device')
   .argument('<file>', 'patch file to upload')
   .option('--id <id>', 'patch id and object key (default: the file name)')
   .option('--name <name>', 'human-readable name shown to operators (default: the id)')
   .option('--version <version>', 'version in the signed manifest (default: the id)')
   .option('--key <file>', 'Ed25519 signing key, PEM (default: FLEET_SIGNING_KEY_FILE)')
   .option('--json', 'print one JSON object instead of text')
-  .action(uploadPatch);
+  .action(lazy(async () => (await import('./patch.ts')).uploadPatch));
 patch
   .command('sign')
   .description('write FILE.sig, a detached signature, for a patch put into the bucket by another tool')
@@ -41,26 +64,52 @@ patch
   .option('--name <name>', 'human-readable name (default: the id)')
   .option('--version <version>', 'version (default: the id)')
   .option('--key <file>', 'Ed25519 signing key, PEM (default: FLEET_SIGNING_KEY_FILE)')
-  .action(signPatchFile);
-patch
-  .command('list')
+  .action(lazy(async () => (await import('./keys.ts')).signPatchFile));
+apiCommand(patch.command('list'))
   .description('list the catalog in release order')
-  .option('--json', 'print JSON instead of a table')
-  .action(listPatches);
-
-program
-  .command('devices')
-  .description('list known devices: id, online, last seen, patches applied')
-  .option('--online', 'only devices that are online now')
-  .option('--limit <n>', 'list at most n devices')
-  .option('--json', 'print JSON instead of a table')
-  .action(listDevices);
-
-program
-  .command('status')
-  .description('show, per patch, how many devices are in each update state')
+  .option('--json', 'print a JSON array instead of a table')
+  .action(lazy(async () => (await import('./patch.ts')).listPatches));
+apiCommand(patch.command('show'))
+  .description('show one patch: manifest, state, signature and device counts per update state')
+  .argument('<id>', 'patch id')
   .option('--json', 'print JSON instead of text')
-  .action(showStatus);
+  .action(lazy(async () => (await import('./patch.ts')).showPatch));
+apiCommand(patch.command('retire'))
+  .description('retire a patch: no device is offered it again; devices in the middle of it finish')
+  .argument('<id>', 'patch id')
+  .option('--json', 'print JSON instead of text')
+  .action(lazy(async () => (await import('./patch.ts')).retirePatch));
+
+apiCommand(program.command('devices'))
+  .description('list known devices in id order: online, last seen, model, firmware, tags, patches applied')
+  .option('--online', 'only devices that are online now')
+  .option('--offline', 'only devices that are offline now')
+  .option('--model <model>', 'only devices of this exact model')
+  .option('--firmware <version>', 'only devices with this exact firmware version')
+  .option('--tag <tag>', 'only devices carrying this tag')
+  .option('--patch <id>', 'only devices that applied this patch')
+  .option('--missing <id>', 'only devices that have not applied this patch')
+  .option('--search <text>', 'only devices whose id contains this text')
+  .option('--limit <n>', 'list at most n devices (default: all)')
+  .option('--page-size <n>', 'devices per API request, 1 to 500', '500')
+  .option('--json', 'print a JSON array instead of a table')
+  .action(lazy(async () => (await import('./devices.ts')).listDevices));
+
+apiCommand(program.command('status'))
+  .description('show device counts and, per patch, how many devices are in each update state')
+  .option('--watch', 'follow the fleet live until Ctrl-C (the same as `fleet watch`)')
+  .option('--until-done', 'with --watch: stop once every device applied every patch and nothing is in flight')
+  .option('--json', 'print JSON instead of text; with --watch, one JSON summary per line')
+  .action(async (options: WatchOptions & { watch?: boolean }, command: Command) => {
+    if (options.watch) await (await import('./watch.ts')).watchFleet(options, command);
+    else await (await import('./status.ts')).showStatus(options, command);
+  });
+
+apiCommand(program.command('watch'))
+  .description('follow the fleet live: redraw per-patch progress bars on a terminal, else print a line per summary')
+  .option('--until-done', 'stop once every device applied every patch and nothing is in flight (exit 0), else exit 5 on Ctrl-C')
+  .option('--json', 'print one JSON summary per line')
+  .action(lazy(async () => (await import('./watch.ts')).watchFleet));
 
 function withCameraOptions(command: Command): Command {
   return command
@@ -79,24 +128,35 @@ withCameraOptions(device.command('play', { isDefault: true }))
   .argument('<id>', 'device id')
   .option('--state <file>', 'state file (default: .fleet/<id>.json)')
   .option('--token <token>', 'device token (default: FLEET_DEVICE_TOKEN, else one is issued through Redis)')
-  .action(runDevice);
-device
-  .command('token')
+  .action(lazy(async () => (await import('./simulate.ts')).runDevice));
+apiCommand(device.command('show'))
+  .description('show one device: record, enrolment, presence and its update timeline')
+  .argument('<id>', 'device id')
+  .option('--json', 'print JSON instead of text')
+  .action(lazy(async () => (await import('./devices.ts')).showDevice));
+apiCommand(device.command('token'))
   .description('provision a device if needed and print a token for it')
   .argument('<id>', 'device id')
   .option('--ttl <seconds>', 'lifetime of the token; 0 or absent for no expiry (revocation still applies)')
   .option('--json', 'print JSON')
-  .action(printDeviceToken);
-device
-  .command('revoke')
+  .action(lazy(async () => (await import('./device-admin.ts')).printDeviceToken));
+apiCommand(device.command('revoke'))
   .description('invalidate every token of a device and disconnect it')
   .argument('<id>', 'device id')
-  .action(revokeDevice);
-device
-  .command('accept')
+  .option('--json', 'print JSON')
+  .action(lazy(async () => (await import('./device-admin.ts')).revokeDevice));
+apiCommand(device.command('accept'))
   .description('accept a pending device (auto-enrolment) so it gets patches')
   .argument('<id>', 'device id')
-  .action(acceptDevice);
+  .option('--json', 'print JSON')
+  .action(lazy(async () => (await import('./device-admin.ts')).acceptDevice));
+apiCommand(device.command('tags'))
+  .description('replace the tags of a device (each in the id grammar, at most 32)')
+  .argument('<id>', 'device id')
+  .argument('[tags...]', 'the tags the device carries from now on')
+  .option('--clear', 'remove every tag')
+  .option('--json', 'print JSON')
+  .action(lazy(async () => (await import('./device-admin.ts')).setDeviceTags));
 
 program
   .command('keys')
@@ -104,7 +164,7 @@ program
   .command('create')
   .description('create a patch signing key pair and a device token secret')
   .option('--out <dir>', 'folder for the files', 'fleet-keys')
-  .action(createKeys);
+  .action(lazy(async () => (await import('./keys.ts')).createKeys));
 
 const operator = program.command('operator').description('manage operator tokens for the HTTP API and dashboard');
 operator
@@ -113,16 +173,24 @@ operator
   .argument('<name>', 'who the token is for')
   .requiredOption('--role <role>', 'read (read-only) or operator (read and change)')
   .option('--json', 'print JSON')
-  .action(createOperator);
-operator.command('list').description('list operator tokens (names and roles, never tokens)').option('--json', 'print JSON').action(listOperators);
-operator.command('revoke').description('delete the tokens of an operator').argument('<name>').action(revokeOperator);
+  .action(lazy(async () => (await import('./operators.ts')).createOperator));
+operator
+  .command('list')
+  .description('list operator tokens (names and roles, never tokens)')
+  .option('--json', 'print JSON')
+  .action(lazy(async () => (await import('./operators.ts')).listOperators));
+operator
+  .command('revoke')
+  .description('delete the tokens of an operator')
+  .argument('<name>')
+  .action(lazy(async () => (await import('./operators.ts')).revokeOperator));
 
 withCameraOptions(program.command('simulate'))
   .description('play many cameras in this process until Ctrl-C')
   .option('--devices <n>', 'number of cameras', '100')
   .option('--prefix <prefix>', 'device id prefix', 'cam_')
   .option('--json', 'print the final totals as JSON')
-  .action(simulateFleet);
+  .action(lazy(async () => (await import('./simulate.ts')).simulateFleet));
 
 program
   .command('demo')
@@ -136,7 +204,7 @@ program
   .option('--kill-replica', 'kill replica 1 with SIGKILL once a quarter of the updates are applied')
   .option('--keep-running', 'leave everything running after the report, until Ctrl-C')
   .option('--json', 'print a JSON summary as the last line of stdout')
-  .action(runDemo);
+  .action(lazy(async () => (await import('./demo.ts')).runDemo));
 
 try {
   await program.parseAsync();

@@ -1,7 +1,9 @@
+import type { Command } from 'commander';
 import { UPDATE_STATES } from '../protocol/states.ts';
-import { summarizeFleet, type FleetSummary } from '../storage/summary.ts';
+import type { FleetSummary } from '../storage/summary.ts';
+import { clientFor } from './api-client.ts';
 import { bar } from './format.ts';
-import { openStorage } from './storage-access.ts';
+import { CliError, EXIT } from './errors.ts';
 
 /** Renders the fleet summary for people: device counts, then one progress bar per patch. */
 export function renderSummary(summary: FleetSummary): string {
@@ -18,13 +20,18 @@ export function renderSummary(summary: FleetSummary): string {
   return lines.join('\n');
 }
 
-/** `fleet status`: per patch, how many devices are in each state. */
-export async function showStatus(options: { json?: boolean }): Promise<void> {
-  const storage = await openStorage();
-  try {
-    const summary = await summarizeFleet(storage.state);
-    process.stdout.write(options.json ? `${JSON.stringify(summary)}\n` : `${renderSummary(summary)}\n`);
-  } finally {
-    await storage.close();
-  }
+/** Devices per firmware version and per model, most common first. */
+export function renderDistribution(summary: FleetSummary): string {
+  const line = (label: string, counts: Record<string, number>) => {
+    const entries = Object.entries(counts).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+    return `${label.padEnd(9)} ${entries.map(([name, n]) => `${name} ${n}`).join('  ') || '-'}`;
+  };
+  return [line('firmware', summary.firmware), line('models', summary.models)].join('\n');
+}
+
+/** `fleet status`: device counts and, per patch, how many devices are in each state. */
+export async function showStatus(options: { json?: boolean; untilDone?: boolean }, command: Command): Promise<void> {
+  if (options.untilDone) throw new CliError('--until-done needs --watch', EXIT.usage);
+  const summary = await clientFor(command).request<FleetSummary>('GET', '/v1/summary');
+  process.stdout.write(options.json ? `${JSON.stringify(summary)}\n` : `${renderSummary(summary)}\n\n${renderDistribution(summary)}\n`);
 }

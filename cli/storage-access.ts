@@ -5,6 +5,7 @@ import { Catalog } from '../storage/catalog.ts';
 import { createKeys } from '../storage/keys.ts';
 import { connectRedis } from '../storage/redis.ts';
 import { StateStore } from '../storage/state-store.ts';
+import { CliError, EXIT } from './errors.ts';
 
 export interface StorageAccess {
   config: Config;
@@ -14,17 +15,8 @@ export interface StorageAccess {
   close(): Promise<void>;
 }
 
-/** Exit codes of the CLI, documented in docs/operators.md. */
-export const EXIT = { ok: 0, failure: 1, usage: 2, unavailable: 3, conflict: 4, incomplete: 5 } as const;
-
-export class CliError extends Error {
-  constructor(
-    message: string,
-    readonly exitCode: number,
-  ) {
-    super(message);
-  }
-}
+// CliError and EXIT live in errors.ts so that API commands can load them without the storage clients.
+export { CliError, EXIT };
 
 /** Hides the password of a redis:// URL so that it can appear in messages. */
 export function withoutPassword(url: string): string {
