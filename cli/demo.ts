@@ -15,6 +15,7 @@ import { generateSigningKeys } from '../security/patch-signing.ts';
 import { PatchBucket } from '../storage/bucket.ts';
 import { Catalog } from '../storage/catalog.ts';
 import { createKeys } from '../storage/keys.ts';
+import { OperatorStore } from '../storage/operator-store.ts';
 import { connectRedis } from '../storage/redis.ts';
 import { StateStore } from '../storage/state-store.ts';
 import { summarizeFleet, type FleetSummary } from '../storage/summary.ts';
@@ -139,17 +140,22 @@ export async function runDemo(options: DemoOptions): Promise<void> {
     await bucket.ensureBucket();
 
     let deviceUrl: string;
+    // Operator API (and dashboard) of one running replica; haproxy in front of a cluster balances the device
+    // port only. Asked for at the end, because --kill-replica stops replica 1.
+    let apiUrl: () => string;
     let killFirstReplica: (() => Promise<void>) | null = null;
     if (replicaCount === 1) {
       const logFile = join(workDir, 'backend.log');
       const backend = await startBackendProcess(env, logFile);
       cleanups.push(() => backend.stop());
       deviceUrl = backend.url;
+      apiUrl = () => backend.apiBaseUrl;
       progress.message(`backend replica on ${backend.baseUrl} (pid ${backend.pid}), log in ${logFile}`);
     } else {
       const cluster = await startCluster({ replicas: replicaCount, env, logDir: workDir });
       cleanups.push(() => cluster.stop());
       deviceUrl = cluster.url;
+      apiUrl = () => cluster.running()[0]?.apiBaseUrl ?? '';
       const pids = cluster.running().map((r) => r.pid).join(', ');
       progress.message(
         `${replicaCount} replicas (pids ${pids}) behind haproxy on ${cluster.url}, logs in ${workDir}`,
@@ -242,10 +248,11 @@ export async function runDemo(options: DemoOptions): Promise<void> {
     }
     printReport(report);
     if (options.keepRunning) {
-      progress.message(
-        `\nkeeping everything running; press Ctrl-C to stop. To use the CLI against it:\n` +
-          Object.entries(env).map(([k, v]) => `  export ${k}='${v}'`).join('\n'),
-      );
+      const operatorToken = await new OperatorStore(redis, createKeys(prefix)).create('demo', 'operator');
+      const signingKeyFile = join(workDir, 'fleet-signing.key');
+      await writeFile(signingKeyFile, signing.privateKey, { mode: 0o600 });
+      cleanups.push(() => rm(signingKeyFile, { force: true }));
+      progress.message(keepRunningHelp({ apiUrl: apiUrl(), operatorToken, signingKeyFile, env }));
       process.removeListener('SIGINT', onSignal);
       await new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
     }
@@ -257,6 +264,25 @@ export async function runDemo(options: DemoOptions): Promise<void> {
     process.removeListener('SIGINT', onSignal);
     process.removeListener('SIGTERM', onSignal);
   }
+}
+
+/** Builds what the demo prints when it stays up: the dashboard, the API variables and the storage variables. */
+function keepRunningHelp(help: { apiUrl: string; operatorToken: string; signingKeyFile: string; env: Record<string, string> }): string {
+  const { apiUrl, operatorToken, signingKeyFile, env } = help;
+  return [
+    '',
+    'keeping everything running; press Ctrl-C to stop.',
+    `dashboard: ${apiUrl}/ (sign in with the operator token below)`,
+    '',
+    'Use the CLI against the operator API:',
+    `  export FLEET_SERVER=${apiUrl}`,
+    `  export FLEET_TOKEN=${operatorToken}`,
+    `  export FLEET_SIGNING_KEY_FILE=${signingKeyFile}`,
+    '  npm run fleet -- status --watch',
+    '',
+    'Commands that read Redis and the bucket directly (serve, simulate, device play, operator) also need:',
+    ...Object.entries(env).map(([k, v]) => `  export ${k}='${v}'`),
+  ].join('\n');
 }
 
 function printReport(report: DemoSummary): void {
