@@ -19,6 +19,7 @@ export async function handleHello(ctx: HandlerContext, message: HelloMessage): P
     leaseMs: ctx.settings.presenceLeaseMs,
     replicaId: ctx.settings.replicaId,
     applied: message.patches,
+    ...(message.tags ? { tags: message.tags } : {}),
     newEnrollment: ctx.settings.security.enrollment === 'auto' ? 'pending' : 'accepted',
   });
   const replaced = previousSession !== null && previousSession !== ctx.session.sessionId ? previousSession : null;

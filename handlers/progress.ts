@@ -12,6 +12,7 @@ export async function handleProgress(ctx: HandlerContext, message: ProgressMessa
     attempt: message.attempt,
     state: message.state,
     timeoutMs: ctx.settings.updateTimeoutMs,
+    maxAttempts: ctx.settings.maxAttempts,
   });
   if (result.outcome === 'unknown') {
     sendError(ctx, 'unknown_patch', `${message.patchId} attempt ${message.attempt}`);

@@ -23,6 +23,8 @@ export async function handleResult(ctx: HandlerContext, message: ResultMessage):
     state: message.outcome,
     timeoutMs: ctx.settings.updateTimeoutMs,
     detail,
+    ...(message.outcome === 'failed' && message.reason ? { reason: message.reason } : {}),
+    maxAttempts: ctx.settings.maxAttempts,
   });
   if (result.outcome === 'unknown' || result.state === null) {
     sendError(ctx, 'unknown_patch', `${message.patchId} attempt ${message.attempt}`);
@@ -32,8 +34,26 @@ export async function handleResult(ctx: HandlerContext, message: ResultMessage):
   const log = { patchId: message.patchId, attempt: message.attempt, outcome: result.outcome, state: result.state };
   if (message.outcome === 'failed') ctx.log.warn({ ...log, reason: detail }, 'device failed to apply patch');
   else ctx.log.info(log, 'result recorded');
+  if (result.rolloutPaused) ctx.log.warn({ patchId: message.patchId, reason: result.rolloutPaused }, 'rollout paused');
+  if (message.outcome === 'failed' && message.reason === 'artifact_missing' && result.outcome === 'ok') {
+    await checkArtifact(ctx, message.patchId);
+  }
 
   const offer = ctx.session.offer;
   const finished = offer?.patchId === message.patchId && TERMINAL_STATES.includes(result.state);
   if (finished || offer === null) await offerNext(ctx);
+}
+
+/**
+ * Asks the bucket whether a patch that a device could not find is really gone. When it is, the patch is
+ * marked missing, so nobody is offered it again and the devices its rollout targets fail with
+ * artifact_missing at once. One device's report alone never changes the catalog.
+ */
+async function checkArtifact(ctx: HandlerContext, patchId: string): Promise<void> {
+  try {
+    if (await ctx.bucket.head(patchId)) return;
+    if (await ctx.state.markPatchRemoved(patchId)) ctx.log.warn({ patchId }, 'patch file is gone from the bucket, marked missing');
+  } catch (err) {
+    ctx.log.error({ err, patchId }, 'cannot check whether the patch file is in the bucket');
+  }
 }

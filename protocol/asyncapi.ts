@@ -31,6 +31,7 @@ export const MESSAGE_EXAMPLES: Record<MessageType, Record<string, unknown>> = {
     model: 'dome-4k',
     firmware: '2.4.1',
     patches: ['cam-fw-2.4.0.bin'],
+    tags: ['lobby'],
   },
   heartbeat: { type: 'heartbeat' },
   progress: { type: 'progress', patchId: PATCH_ID, attempt: 1, state: 'downloading', bytes: 0 },

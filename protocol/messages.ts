@@ -1,7 +1,7 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { DEVICE_ERROR_CODES } from './errors.ts';
 import { PROGRESS_STATES, UPDATE_STATES } from './states.ts';
-import { DeviceId, PatchId, Sha256Hex } from './names.ts';
+import { DeviceId, PatchId, Sha256Hex, Tag } from './names.ts';
 
 /**
  * Device protocol v1: one schema per message. These schemas are the single source of the TypeScript types,
@@ -29,6 +29,12 @@ export const Hello = Type.Object(
       maxItems: 1024,
       description: 'Ids of the patches the device has already applied.',
     }),
+    tags: Type.Optional(
+      Type.Array(Tag, {
+        maxItems: 32,
+        description: 'Tags the device reports about itself, such as its site. Rollouts can target them.',
+      }),
+    ),
   },
   { ...strict, title: 'hello', description: 'First message on every connection: who the device is.' },
 );

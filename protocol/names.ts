@@ -20,6 +20,12 @@ export const PatchId = Type.String({
   examples: ['cam-fw-2.4.1-hotfix1.bin'],
 });
 
+export const Tag = Type.String({
+  pattern: ID_PATTERN,
+  description: 'Tag: 1 to 128 characters from A-Z a-z 0-9 . _ -, not starting with a dot.',
+  examples: ['lobby'],
+});
+
 export const Sha256Hex = Type.String({ pattern: '^[0-9a-f]{64}$', description: 'Lower-case hex SHA-256.' });
 
 export function isValidId(value: string): boolean {

@@ -12,8 +12,9 @@ const READY_CHECK_MS = 1000;
 type ContextFactory = (connection: Connection) => HandlerContext;
 
 /**
- * The periodic work of a replica: offering new patches to its devices, timing out silent updates, finding
- * objects put into the bucket and completing ids pushed onto the catalog list. Every loop is safe to run on
+ * The periodic work of a replica: offering new patches to its devices, timing out silent updates and waking
+ * devices that a rollout now has room for, finding objects put into the bucket and completing ids pushed
+ * onto the catalog list. Every loop is safe to run on
  * every replica at once; the shared parts take a Redis lock or are atomic scripts.
  */
 export class BackgroundWork {
@@ -56,6 +57,13 @@ export class BackgroundWork {
           if (!connection) continue;
           connection.session.offer = null;
           this.offerTo(connection);
+        }
+        break;
+      case 'wake':
+        // A slot of their rollout freed, their hold ended, the rollout resumed or it was cancelled.
+        for (const deviceId of event.devices) {
+          const connection = registry.get(deviceId);
+          if (connection && connection.session.offer === null) this.offerTo(connection);
         }
         break;
       case 'kick': {
@@ -151,7 +159,7 @@ export class BackgroundWork {
   }
 
   private async sweep(): Promise<void> {
-    const expired = await this.services.state.expireInFlight(SWEEP_BATCH);
+    const expired = await this.services.state.expireInFlight(SWEEP_BATCH, this.services.config.maxAttempts);
     if (expired.length === 0) return;
     this.services.log.info({ devices: expired.length }, 'updates timed out');
     this.services.events.publish({ kind: 'expired', devices: expired });

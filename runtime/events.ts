@@ -5,6 +5,8 @@ import type { Logger } from 'pino';
 export type ReplicaEvent =
   | { kind: 'catalog'; patchId?: string }
   | { kind: 'expired'; devices: string[] }
+  /** Devices that may start an attempt of a rollout now, published by the Lua scripts (rollout.lua). */
+  | { kind: 'wake'; devices: string[] }
   | { kind: 'kick'; deviceId: string; sessionId: string }
   | { kind: 'accepted'; deviceId: string }
   | { kind: 'revoked'; deviceId: string };

@@ -42,6 +42,28 @@ export interface Keys {
   patchCounts(patchId: string): string;
   /** STRING lock so that only one replica does a piece of shared work at a time. */
   lock(name: string): string;
+  /** ZSET of rollout ids, scored by creation time in ms. */
+  rollouts: string;
+  /** STRING counter that numbers new rollouts (r1, r2, …). */
+  rolloutSeq: string;
+  /** SET of rollout ids that have devices waiting for a slot or held back, so the sweep visits only those. */
+  rolloutQueues: string;
+  /** STRING holding the id of the patch's current rollout. A patch without one is offered to every device at once. */
+  patchRollout(patchId: string): string;
+  /** HASH of one rollout: patch, state, reason, targets, strategy and counters. */
+  rollout(rolloutId: string): string;
+  /** SET of the device ids a rollout targets by list. */
+  rolloutTargets(rolloutId: string): string;
+  /** HASH device id → "state|tries|hold_until_ms" within one rollout. */
+  rolloutDevices(rolloutId: string): string;
+  /** HASH rollout device state → number of devices in it. */
+  rolloutCounts(rolloutId: string): string;
+  /** SET of the device ids with an attempt of this rollout in flight: the slots the cap limits. */
+  rolloutInFlight(rolloutId: string): string;
+  /** ZSET of the device ids waiting for a slot, scored by a sequence number: the FIFO queue. */
+  rolloutWaiting(rolloutId: string): string;
+  /** ZSET of the device ids held back after a failed attempt, scored by the end of the hold in ms. */
+  rolloutHeld(rolloutId: string): string;
 }
 
 export function createKeys(prefix: string): Keys {
@@ -63,5 +85,16 @@ export function createKeys(prefix: string): Keys {
     patchStatus: (id) => `${prefix}patch_status:${id}`,
     patchCounts: (id) => `${prefix}patch_counts:${id}`,
     lock: (name) => `${prefix}lock:${name}`,
+    rollouts: `${prefix}rollouts`,
+    rolloutSeq: `${prefix}rollout_seq`,
+    rolloutQueues: `${prefix}rollout_queues`,
+    patchRollout: (id) => `${prefix}patch_rollout:${id}`,
+    rollout: (id) => `${prefix}rollout:${id}`,
+    rolloutTargets: (id) => `${prefix}rollout:${id}:targets`,
+    rolloutDevices: (id) => `${prefix}rollout:${id}:devices`,
+    rolloutCounts: (id) => `${prefix}rollout:${id}:counts`,
+    rolloutInFlight: (id) => `${prefix}rollout:${id}:in_flight`,
+    rolloutWaiting: (id) => `${prefix}rollout:${id}:waiting`,
+    rolloutHeld: (id) => `${prefix}rollout:${id}:held`,
   };
 }

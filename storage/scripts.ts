@@ -4,7 +4,8 @@ import type { Redis } from 'ioredis';
 /**
  * Loads the Lua scripts in storage/scripts/ as ioredis commands. ioredis sends EVALSHA and falls back to EVAL
  * when Redis lost its script cache (a restart or SCRIPT FLUSH), so scripts heal by themselves.
- * Every script gets the prelude with the key builders and shared helpers, and takes the key prefix as ARGV[1].
+ * Every script gets the prelude with the key builders and shared helpers, then the rollout rules
+ * (rollout.lua), and takes the key prefix as ARGV[1].
  */
 const SCRIPT_NAMES = [
   'register_device',
@@ -16,6 +17,9 @@ const SCRIPT_NAMES = [
   'add_patch',
   'mark_patch_missing',
   'provision_device',
+  'create_rollout',
+  'set_rollout_state',
+  'mark_patch_removed',
 ] as const;
 
 export type ScriptName = (typeof SCRIPT_NAMES)[number];
@@ -24,9 +28,10 @@ export type ScriptRunner = (redis: Redis, name: ScriptName, args: (string | numb
 
 const scriptDir = new URL('./scripts/', import.meta.url);
 const prelude = readFileSync(new URL('prelude.lua', scriptDir), 'utf8');
+const rolloutRules = readFileSync(new URL('rollout.lua', scriptDir), 'utf8');
 
 export function scriptSource(name: ScriptName): string {
-  return `${prelude}\n${readFileSync(new URL(`${name}.lua`, scriptDir), 'utf8')}`;
+  return `${prelude}\n${rolloutRules}\n${readFileSync(new URL(`${name}.lua`, scriptDir), 'utf8')}`;
 }
 
 export function defineScripts(redis: Redis): void {

@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis';
 import type { Keys } from './keys.ts';
 import { runScript, type ScriptName } from './scripts.ts';
 import type { UpdateState } from '../protocol/states.ts';
+import type { RolloutDeviceState } from './rollouts.ts';
 
 export interface PatchRecord {
   id: string;
@@ -36,20 +37,35 @@ export interface DeviceRecord {
   replica: string | null;
   inFlight: { patchId: string; attempt: number } | null;
   applied: string[];
+  /** Tags set by an operator. */
   tags: string[];
+  /** Tags the device reported in its last hello. */
+  reportedTags: string[];
 }
 
+/**
+ * One state change of a device, at a time from the Redis clock. Entries about a patch with a rollout carry
+ * its id. States of an attempt come with its number; rollout-only states (waiting, held, superseded,
+ * cancelled) come with the device's attempts in the rollout so far.
+ */
 export interface TimelineEntry {
   at: number;
   patchId: string;
-  state: UpdateState;
+  rolloutId?: string;
+  state: UpdateState | RolloutDeviceState;
   attempt: number;
   detail?: string;
 }
 
+/**
+ * Why a device gets nothing now: `pending` the catalog entry is not inspected yet, `queued` its rollout has no
+ * room, `held` it waits out the backoff after a failed attempt, `paused` its rollout is paused.
+ */
+export type WaitReason = 'pending' | 'queued' | 'held' | 'paused';
+
 export type ClaimResult =
   | { kind: 'offer'; patchId: string; attempt: number; resumed: boolean }
-  | { kind: 'wait'; patchId: string }
+  | { kind: 'wait'; patchId: string; reason: WaitReason }
   | { kind: 'none' };
 
 export type ReportOutcome = 'ok' | 'duplicate' | 'stale' | 'unknown';
@@ -57,6 +73,8 @@ export interface ReportResult {
   outcome: ReportOutcome;
   state: UpdateState | null;
   attempt: number;
+  /** The reason when this result paused the patch's rollout (failure threshold or wave), else null. */
+  rolloutPaused: string | null;
 }
 
 export type AddPatchResult = { kind: 'added' } | { kind: 'exists' } | { kind: 'conflict'; sha256: string };
@@ -96,6 +114,8 @@ export class StateStore {
     replicaId: string;
     applied: string[];
     newEnrollment: Enrollment;
+    /** Tags reported in hello; they replace the ones reported before. */
+    tags?: string[];
   }): Promise<{ previousSession: string | null; isNew: boolean; enrollment: Enrollment }> {
     const reply = (await this.run('register_device', [
       input.deviceId,
@@ -106,6 +126,7 @@ export class StateStore {
       input.replicaId,
       JSON.stringify(input.applied),
       input.newEnrollment,
+      [...new Set(input.tags ?? [])].sort().join(','),
     ])) as [string, number, Enrollment];
     return { previousSession: reply[0] || null, isNew: reply[1] === 1, enrollment: reply[2] };
   }
@@ -137,7 +158,7 @@ export class StateStore {
     if (reply[0] === 'offer') {
       return { kind: 'offer', patchId: String(reply[1]), attempt: Number(reply[2]), resumed: reply[3] === 1 };
     }
-    if (reply[0] === 'wait') return { kind: 'wait', patchId: String(reply[1]) };
+    if (reply[0] === 'wait') return { kind: 'wait', patchId: String(reply[1]), reason: String(reply[2]) as WaitReason };
     return { kind: 'none' };
   }
 
@@ -148,6 +169,10 @@ export class StateStore {
     state: UpdateState;
     timeoutMs: number;
     detail?: string;
+    /** Failure reason of a failed result; a rollout retries by it. */
+    reason?: string;
+    /** Attempt limit for rollouts that set none. */
+    maxAttempts: number;
   }): Promise<ReportResult> {
     const reply = (await this.run('report_state', [
       input.deviceId,
@@ -156,12 +181,23 @@ export class StateStore {
       input.state,
       input.timeoutMs,
       input.detail ?? '',
-    ])) as [ReportOutcome, string, number];
-    return { outcome: reply[0], state: (reply[1] || null) as UpdateState | null, attempt: Number(reply[2]) };
+      input.reason ?? '',
+      input.maxAttempts,
+    ])) as [ReportOutcome, string, number, string];
+    return {
+      outcome: reply[0],
+      state: (reply[1] || null) as UpdateState | null,
+      attempt: Number(reply[2]),
+      rolloutPaused: reply[3] || null,
+    };
   }
 
-  async expireInFlight(limit: number): Promise<string[]> {
-    return (await this.run('expire_in_flight', [limit])) as string[];
+  /**
+   * Times out updates past their deadline and wakes devices that may start now; returns the timed-out
+   * device ids. `maxAttempts` is the attempt limit for rollouts that set none.
+   */
+  async expireInFlight(limit: number, maxAttempts = 3): Promise<string[]> {
+    return (await this.run('expire_in_flight', [limit, maxAttempts])) as string[];
   }
 
   /** Renews many leases in one script call; returns the devices whose session no longer owns them. */
@@ -195,6 +231,11 @@ export class StateStore {
 
   async markPatchMissing(patchId: string): Promise<boolean> {
     return (await this.run('mark_patch_missing', [patchId])) === 1;
+  }
+
+  /** Marks a ready patch whose object is gone from the bucket as missing; false when it was not ready. */
+  async markPatchRemoved(patchId: string): Promise<boolean> {
+    return (await this.run('mark_patch_removed', [patchId])) === 1;
   }
 
   async catalogVersion(): Promise<number> {
@@ -287,6 +328,7 @@ export class StateStore {
         : null,
       applied: applied.sort(),
       tags: hash.tags ? hash.tags.split(',') : [],
+      reportedTags: hash.reported_tags ? hash.reported_tags.split(',') : [],
     };
   }
 

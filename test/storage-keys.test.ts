@@ -14,7 +14,10 @@ test('Lua key builders match keys.ts', async (t) => {
   const probe = `${prelude}
 return { k_known_devices(), k_patch_files(), k_catalog_version(), k_in_flight(), k_events(),
   k_device('cam_1'), k_device_applied('cam_1'), k_device_timeline('cam_1'), k_presence('cam_1'),
-  k_patch('p.bin'), k_patch_status('p.bin'), k_patch_counts('p.bin') }`;
+  k_patch('p.bin'), k_patch_status('p.bin'), k_patch_counts('p.bin'),
+  k_rollouts(), k_rollout_seq(), k_rollout_queues(), k_patch_rollout('p.bin'), k_rollout('r1'),
+  k_rollout_targets('r1'), k_rollout_devices('r1'), k_rollout_counts('r1'), k_rollout_in_flight('r1'),
+  k_rollout_waiting('r1'), k_rollout_held('r1') }`;
   const fromLua = await redis.eval(probe, 0, prefix);
   t.deepEqual(fromLua, [
     keys.knownDevices,
@@ -29,6 +32,17 @@ return { k_known_devices(), k_patch_files(), k_catalog_version(), k_in_flight(),
     keys.patch('p.bin'),
     keys.patchStatus('p.bin'),
     keys.patchCounts('p.bin'),
+    keys.rollouts,
+    keys.rolloutSeq,
+    keys.rolloutQueues,
+    keys.patchRollout('p.bin'),
+    keys.rollout('r1'),
+    keys.rolloutTargets('r1'),
+    keys.rolloutDevices('r1'),
+    keys.rolloutCounts('r1'),
+    keys.rolloutInFlight('r1'),
+    keys.rolloutWaiting('r1'),
+    keys.rolloutHeld('r1'),
   ]);
 });
 

@@ -1,0 +1,129 @@
+import { randomBytes } from 'node:crypto';
+import test from 'ava';
+import type { OfferMessage } from '../protocol/messages.ts';
+import { startBackend, type TestBackend } from './helpers/backend.ts';
+import type { RawDevice } from './helpers/device-client.ts';
+import { createRollout, finish, offersOf, readRollout, sleep, until, welcomeAll } from './helpers/rollouts.ts';
+
+/** Applies every offer the device gets until none comes for a second; returns the patch ids in order. */
+async function applyEverything(device: RawDevice): Promise<string[]> {
+  const applied: string[] = [];
+  for (;;) {
+    const offer = await Promise.race([device.next('offer'), sleep(1000).then(() => null)]);
+    if (!offer) return applied;
+    await finish(device, offer as OfferMessage, 'applied');
+    applied.push(offer.patchId);
+  }
+}
+
+async function release(backend: TestBackend, ids: string[]): Promise<void> {
+  for (const id of ids) await backend.upload(id, randomBytes(500));
+}
+
+test('a device back after days gets the patches in catalog order', async (t) => {
+  const backend = await startBackend(t);
+  const [away] = await welcomeAll(backend, ['cam_away_1']);
+  away?.close();
+  await createRollout(backend, { patchId: 'order-1.bin', maxInFlight: 1 });
+  await createRollout(backend, { patchId: 'order-2.bin', maxInFlight: 1 });
+  await release(backend, ['order-1.bin', 'order-2.bin', 'order-3.bin']);
+  const [online] = await welcomeAll(backend, ['cam_here_1']);
+  if (!online) return;
+  t.deepEqual(await applyEverything(online), ['order-1.bin', 'order-2.bin', 'order-3.bin']);
+
+  const [back] = await welcomeAll(backend, ['cam_away_1']);
+  if (!back) return;
+  t.deepEqual(await applyEverything(back), ['order-1.bin', 'order-2.bin', 'order-3.bin']);
+  online.close();
+  back.close();
+});
+
+test('a superseding patch replaces the older pending one, online or back later', async (t) => {
+  const backend = await startBackend(t);
+  const [away] = await welcomeAll(backend, ['cam_sup_away']);
+  away?.close();
+  const old = await createRollout(backend, { patchId: 'sup-1.bin' });
+  const newer = await createRollout(backend, { patchId: 'sup-2.bin', supersedes: 'all' });
+  await release(backend, ['sup-1.bin', 'sup-2.bin', 'sup-3.bin']);
+
+  const [online] = await welcomeAll(backend, ['cam_sup_here']);
+  if (!online) return;
+  t.deepEqual(await applyEverything(online), ['sup-2.bin', 'sup-3.bin']);
+  const [back] = await welcomeAll(backend, ['cam_sup_away']);
+  if (!back) return;
+  t.deepEqual(await applyEverything(back), ['sup-2.bin', 'sup-3.bin']);
+
+  t.is((await readRollout(backend, old.id)).counts.superseded, 2);
+  t.is((await readRollout(backend, newer.id)).counts.applied, 2);
+  const entry = (await backend.state.timeline('cam_sup_away')).find((e) => e.state === 'superseded');
+  t.is(entry?.detail, 'superseded by sup-2.bin');
+  online.close();
+  back.close();
+});
+
+test('no device is offered a patch older than its newest success', async (t) => {
+  const backend = await startBackend(t);
+  await createRollout(backend, { patchId: 'new-1.bin' });
+  await release(backend, ['new-1.bin', 'new-2.bin', 'new-3.bin']);
+  const device = await backend.connect('cam_newest_1');
+  device.hello('cam_newest_1', ['new-2.bin']);
+  await device.next('welcome');
+  t.deepEqual(await applyEverything(device), ['new-3.bin']);
+  const status = await backend.state.patchStatus('new-1.bin', 'cam_newest_1');
+  t.is(status, null, 'the older patch was never offered');
+  device.close();
+});
+
+test('a removed patch file fails with artifact_missing unless a newer patch supersedes it', async (t) => {
+  const backend = await startBackend(t);
+  const rollout = await createRollout(backend, { patchId: 'gone-1.bin', retryBackoffS: 0.1 });
+  await release(backend, ['gone-1.bin']);
+  await backend.bucket.remove('gone-1.bin');
+
+  const [first] = await welcomeAll(backend, ['cam_gone_1']);
+  if (!first) return;
+  const offer = await first.next('offer');
+  t.is((await fetch(offer.url)).status, 404);
+  await finish(first, offer, 'artifact_missing');
+  await until(t, 'the patch marked missing', () => backend.state.getPatch('gone-1.bin'), (p) => p?.state === 'missing');
+
+  const [second] = await welcomeAll(backend, ['cam_gone_2']);
+  if (!second) return;
+  await sleep(500);
+  t.is(offersOf([first, second]).length, 1, 'nobody is offered the missing patch again');
+  const state = await readRollout(backend, rollout.id);
+  t.is(state.counts.failed, 2);
+  const entry = (await backend.state.timeline('cam_gone_2')).find((e) => e.rolloutId === rollout.id);
+  t.is(entry?.state, 'failed');
+  t.regex(entry?.detail ?? '', /^artifact_missing/);
+
+  await createRollout(backend, { patchId: 'gone-3.bin' });
+  await createRollout(backend, { patchId: 'gone-4.bin', supersedes: ['gone-3.bin'] });
+  await release(backend, ['gone-3.bin', 'gone-4.bin']);
+  await backend.bucket.remove('gone-3.bin');
+  await backend.state.markPatchRemoved('gone-3.bin');
+  const [third] = await welcomeAll(backend, ['cam_gone_3']);
+  if (!third) return;
+  t.deepEqual(await applyEverything(third), ['gone-4.bin']);
+  const entries = (await backend.state.timeline('cam_gone_3')).filter((e) => e.patchId === 'gone-3.bin');
+  t.deepEqual(entries.map((e) => e.state), ['superseded'], 'the superseded patch gave no failure');
+  for (const device of [first, second, third]) device.close();
+});
+
+test('a rollout offers the patch only to the devices it targets', async (t) => {
+  const backend = await startBackend(t);
+  const devices = await welcomeAll(backend, ['cam_tag_1', 'cam_tag_2', 'cam_tag_3', 'cam_tag_4'], { cam_tag_1: ['lobby'] });
+  await backend.state.setTags('cam_tag_2', ['lobby']);
+  const byTag = await createRollout(backend, { patchId: 'tag-1.bin', tags: ['lobby'] });
+  t.is(byTag.targetCount, 2);
+  const byId = await createRollout(backend, { patchId: 'tag-2.bin', devices: ['cam_tag_3'] });
+  t.is(byId.targetCount, 1);
+  await release(backend, ['tag-1.bin', 'tag-2.bin']);
+  await until(t, 'three offers', () => offersOf(devices), (o) => o.length === 3);
+  await sleep(500);
+  const offered = (id: string) => offersOf(devices, id).map((o) => devices.indexOf(o.device) + 1).sort();
+  t.deepEqual(offered('tag-1.bin'), [1, 2]);
+  t.deepEqual(offered('tag-2.bin'), [3]);
+  t.is((await backend.state.getDevice('cam_tag_1'))?.reportedTags.join(), 'lobby');
+  for (const device of devices) device.close();
+});
