@@ -208,7 +208,9 @@ export class RolloutStore {
       RolloutDeviceState,
       number
     >;
-    const failureThreshold = hash.failure_pct ? `${hash.failure_pct}%` : (hash.failure_count ?? null);
+    const failurePercent = Number(hash.failure_pct ?? 0);
+    const failureCount = Number(hash.failure_count ?? 0);
+    const failureThreshold = failurePercent > 0 ? `${failurePercent}%` : failureCount > 0 ? String(failureCount) : null;
     const supersedes = hash.supersedes === '*' ? 'all' : list(hash.supersedes);
     const rollout: Rollout = {
       id: rolloutId,

@@ -4,12 +4,14 @@ import type { DeviceTokens } from '../../security/device-tokens.ts';
 import type { OperatorRole } from '../../security/operator-tokens.ts';
 import type { PatchBucket } from '../../storage/bucket.ts';
 import type { Catalog } from '../../storage/catalog.ts';
+import type { RolloutStore } from '../../storage/rollouts.ts';
 import type { StateStore } from '../../storage/state-store.ts';
 import type { FleetSummary } from '../../storage/summary.ts';
 
 /** What operator route handlers get; like device handlers they keep no state between requests. */
 export interface OperatorContext {
   state: StateStore;
+  rollouts: RolloutStore;
   catalog: Catalog;
   bucket: PatchBucket;
   deviceTokens: DeviceTokens;

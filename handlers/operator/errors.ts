@@ -17,6 +17,8 @@ export const API_ERRORS = {
   patch_exists: { status: 409, description: 'A patch with this id exists; patch content never changes.' },
   signature_invalid: { status: 400, description: 'The patch signature does not verify with the fleet key.' },
   signature_required: { status: 400, description: 'This fleet requires signed patches and none was sent.' },
+  rollout_exists: { status: 409, description: 'The patch has a rollout that is not cancelled; cancel it before creating another.' },
+  rollout_cancelled: { status: 409, description: 'The rollout is cancelled and cannot be paused or resumed.' },
   internal: { status: 500, description: 'The server failed; the log has the details.' },
 } as const satisfies Record<string, { status: number; description: string }>;
 

@@ -29,8 +29,16 @@ const ErrorBody = {
 export function buildOpenApi(): Record<string, unknown> {
   const paths: Record<string, Record<string, unknown>> = {};
   const all = [
-    ...ROUTES.map((r) => ({ method: r.method, path: r.path, role: r.role as string | null, summary: r.summary, query: r.query ?? [], body: r.body })),
-    ...EXTRA_ROUTES.map((r) => ({ method: r.method, path: r.path, role: r.role as string | null, summary: r.summary, query: [], body: undefined })),
+    ...ROUTES.map((r) => ({
+      method: r.method,
+      path: r.path,
+      role: r.role as string | null,
+      summary: r.summary,
+      query: r.query ?? [],
+      body: r.body,
+      created: r.created ?? (r.method === 'post' && r.path.endsWith('}')),
+    })),
+    ...EXTRA_ROUTES.map((r) => ({ method: r.method, path: r.path, role: r.role as string | null, summary: r.summary, query: [], body: undefined, created: false })),
   ];
   for (const route of all) {
     const parameters = [
@@ -42,7 +50,7 @@ export function buildOpenApi(): Record<string, unknown> {
       ...(route.role ? { security: [{ operatorToken: [] }], 'x-required-role': route.role } : { security: [] }),
       ...(parameters.length > 0 ? { parameters } : {}),
       responses: {
-        [route.method === 'post' && route.path.endsWith('}') ? '201' : '200']: { description: 'Success' },
+        [route.created ? '201' : '200']: { description: 'Success' },
         default: { description: 'Error', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } },
       },
     };

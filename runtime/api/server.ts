@@ -7,6 +7,7 @@ import type { ApiRequest, OperatorContext } from '../../handlers/operator/contex
 import { ROUTES, type RouteSpec } from '../../handlers/operator/routes.ts';
 import { roleAllows, sameToken, type OperatorRole } from '../../security/operator-tokens.ts';
 import { bearerToken } from '../../security/device-tokens.ts';
+import { RolloutStore } from '../../storage/rollouts.ts';
 import { summarizeFleet, type FleetSummary } from '../../storage/summary.ts';
 import type { ReplicaServices } from '../services.ts';
 import { SummaryStream } from './events.ts';
@@ -46,6 +47,7 @@ export async function startOperatorApi(native: typeof uWS, services: ReplicaServ
   const summary = cachedSummary(services);
   const ctx: OperatorContext = {
     state: services.state,
+    rollouts: new RolloutStore(services.state),
     catalog: services.catalog,
     bucket: services.bucket,
     deviceTokens: services.deviceTokens,
