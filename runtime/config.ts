@@ -1,18 +1,12 @@
 import { hostname } from 'node:os';
 import { checkPublicKey } from '../security/patch-signing.ts';
+import type { BucketConfig } from '../storage/bucket.ts';
 
 /** Configuration of one replica, read from environment variables. docs/configuration.md lists each one. */
 export interface Config {
   redisUrl: string;
   keyPrefix: string;
-  s3: {
-    endpoint: string;
-    publicEndpoint: string;
-    region: string;
-    bucket: string;
-    accessKey: string;
-    secretKey: string;
-  };
+  s3: BucketConfig;
   host: string;
   port: number;
   apiPort: number;
