@@ -141,10 +141,13 @@ export class ApiClient {
         const ms = options.idleTimeoutMs;
         request.setTimeout(ms, () => request.destroy(new IdleTimeoutError(`no bytes moved for ${ms / 1000} s`)));
       }
+      let sent = 0;
       request.on('error', (err) => {
         // After an early rejection the server may reset the connection while the body is still being
         // sent; the response already read is the real outcome.
-        if (!answered) reject(this.transportError(err, operation, options.signal));
+        if (answered) return;
+        if (typeof body === 'object' && sent > 0) reject(this.brokenUpload(err, operation, sent));
+        else reject(this.transportError(err, operation, options.signal));
       });
       request.on('response', (response) => {
         answered = true;
@@ -160,7 +163,6 @@ export class ApiClient {
         body.unpipe(request);
         body.destroy();
       });
-      let sent = 0;
       body.on('data', (chunk: Buffer) => {
         sent += chunk.length;
         options.onBytes?.(sent);
@@ -285,6 +287,21 @@ export class ApiClient {
       message += '; pass --token or set FLEET_TOKEN (`fleet operator create NAME --role read` prints one)';
     }
     return new ApiRequestError(message, exitCode, status, body.code);
+  }
+
+  /**
+   * Builds the error for a connection that broke after part of a request body was sent. The API closes the
+   * connection when it rejects an upload before reading all of it, and Node may then report the failed write
+   * (EPIPE, ECONNRESET) before it has read the response.
+   */
+  private brokenUpload(err: unknown, operation: string, sent: number): CliError {
+    const error = err as Error & { code?: string };
+    return new CliError(
+      `${operation} on ${this.server} failed: the server closed the connection after ${sent} bytes of the body ` +
+        `without a readable response (${error.code ?? error.message}). It may have rejected the upload ` +
+        '(a token without the operator role, a missing or invalid signature) or failed; see the replica log',
+      EXIT.failure,
+    );
   }
 
   private transportError(err: unknown, operation: string, signal?: AbortSignal): CliError {

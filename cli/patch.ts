@@ -107,6 +107,20 @@ function signWith(privateKey: string, keyFile: string, manifest: PatchManifest):
   }
 }
 
+/**
+ * Fails with exit code 6 unless the token has the operator role, before any byte of the file is sent. The API
+ * has no route that returns the role. DELETE /v1/patches/{id} with an id outside the grammar changes nothing:
+ * the server checks the role before the handler runs (403), and the handler then rejects the id (400).
+ */
+async function checkOperatorRole(client: ApiClient): Promise<void> {
+  try {
+    await client.request('DELETE', `/v1/patches/${segment('!')}`);
+  } catch (err) {
+    if (err instanceof ApiRequestError && err.code === 'invalid_patch_id') return;
+    throw err;
+  }
+}
+
 /** Fails with exit code 4 when the catalog has the id already, before any byte of the file is sent. */
 async function checkNewPatch(client: ApiClient, id: string): Promise<void> {
   try {
@@ -138,7 +152,10 @@ export async function uploadPatch(file: string, options: UploadOptions, command:
   const privateKey = keyFile ? await readSigningKey(keyFile) : undefined;
   const client = clientFor(command);
 
+  // A rejection in the middle of a large body reaches the CLI as a broken connection, so the rejections that
+  // can be found out beforehand are checked first.
   await checkNewPatch(client, id);
+  await checkOperatorRole(client);
   const { sha256, size } = await hashFile(file, info.size, options.json);
   const manifest: PatchManifest = { id, name, version, size, sha256 };
   const headers: Record<string, string> = { 'x-patch-name': name, 'x-patch-version': version };

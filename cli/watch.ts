@@ -18,6 +18,8 @@ const RECONNECT_DELAY_MS = 1000;
  * True when no update is in flight and every patch that devices are offered (or will be, once inspected)
  * has been applied by every known device. Retired, missing and unsigned patches are never offered, so they
  * do not count. A device that fails every apply keeps this false.
+ * NOTE: a rollout that targets only some devices, or a patch superseded by a newer one, also keeps this
+ * false, because the summary has no per-rollout target counts.
  */
 export function rolloutDone(summary: FleetSummary): boolean {
   if (summary.inFlight > 0) return false;

@@ -212,6 +212,8 @@ test('patch upload rejects bad files, ids, keys and roles', async (t) => {
   const backend = await startBackend(t);
   const env = await apiEnv(backend);
   const { file } = await patchFile(t, 'bad.bin', 20_000);
+  // Larger than the replica's 1 MiB body buffer, so a rejection after streaming began would break the connection.
+  const large = await patchFile(t, 'large.bin', 4 * 1024 * 1024);
 
   const [missing, badId, unsigned, stranger, emptyKey, readOnly] = await Promise.all([
     fleet(['patch', 'upload', '/nonexistent/file.bin'], env),
@@ -219,7 +221,7 @@ test('patch upload rejects bad files, ids, keys and roles', async (t) => {
     fleet(['patch', 'upload', file, '--id', 'unsigned.bin'], { ...env, FLEET_SIGNING_KEY_FILE: '' }),
     fleet(['patch', 'upload', file, '--id', 'stranger.bin', '--key', strangerKeyFile], env),
     fleet(['patch', 'upload', file, '--id', 'empty.bin', '--key', emptyKeyFile], env),
-    fleet(['patch', 'upload', file, '--id', 'read-only.bin'], await apiEnv(backend, 'read')),
+    fleet(['patch', 'upload', large.file, '--id', 'read-only.bin'], await apiEnv(backend, 'read')),
   ]);
   t.is(missing.code, 2);
   t.regex(missing.stderr, /cannot read \/nonexistent\/file\.bin/);
@@ -233,6 +235,7 @@ test('patch upload rejects bad files, ids, keys and roles', async (t) => {
   t.regex(emptyKey.stderr, /the signing key .*empty\.key is empty/);
   t.is(readOnly.code, 6);
   t.regex(readOnly.stderr, /forbidden: this needs the operator role; the token has read/);
+  t.notRegex(readOnly.stderr, /uploading/, 'the role is checked before the file is sent');
 
   for (const id of ['unsigned.bin', 'stranger.bin', 'read-only.bin']) {
     t.is(await backend.state.getPatch(id), null, `${id} is not in the catalog`);
