@@ -13,6 +13,7 @@ COPY handlers ./handlers
 COPY runtime ./runtime
 COPY storage ./storage
 COPY protocol ./protocol
+COPY security ./security
 COPY simulator ./simulator
 COPY cli ./cli
 COPY local ./local

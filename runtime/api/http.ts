@@ -95,6 +95,8 @@ export function streamBody(reply: Reply, length: number): PassThrough {
     if (!reply.aborted) reply.res.resume();
   });
   reply.res.onData((chunk, isLast) => {
+    // After an early rejection the stream is destroyed and the response may be gone: drop what still arrives.
+    if (stream.destroyed || reply.aborted) return;
     received += chunk.byteLength;
     // The ArrayBuffer is reused by uWebSockets.js after this callback, so it is copied.
     const more = stream.write(Buffer.from(chunk.slice(0)));
