@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { DEFAULT_SERVER } from './api-client.ts';
 import { CliError, EXIT } from './errors.ts';
+import { withRolloutOptions } from './rollout-options.ts';
 import type { WatchOptions } from './watch.ts';
 
 /**
@@ -31,7 +32,7 @@ const program = new Command('fleet')
   .addHelpText(
     'after',
     '\nCommands that use the operator API: patch upload|list|show|retire, devices, device show|token|revoke|accept|tags,\n' +
-      'status, watch. The others read Redis and the bucket with the variables of `fleet serve`.\n' +
+      'status, watch, rollout. The others read Redis and the bucket with the variables of `fleet serve`.\n' +
       'Exit codes: 0 ok, 1 failure or not found, 2 invalid usage, 3 server unreachable or failing, 4 conflict,\n' +
       '5 incomplete, 6 missing, unknown or insufficient operator token. See docs/operators.md.',
   );
@@ -110,6 +111,56 @@ apiCommand(program.command('watch'))
   .option('--until-done', 'stop once every device applied every patch and nothing is in flight (exit 0), else exit 5 on Ctrl-C')
   .option('--json', 'print one JSON summary per line')
   .action(lazy(async () => (await import('./watch.ts')).watchFleet));
+
+const rollout = program.command('rollout').description('control how a patch reaches the fleet: targets, pace, waves, stop on errors');
+apiCommand(withRolloutOptions(rollout.command('create')))
+  .description('create the rollout of a patch; create it before `patch upload` so no device gets the patch first')
+  .argument('<patch>', 'patch id')
+  .option('--json', 'print the rollout as JSON')
+  .action(lazy(async () => (await import('./rollout.ts')).createRollout));
+apiCommand(rollout.command('list'))
+  .description('list rollouts, newest first, with their progress')
+  .option('--json', 'print a JSON array instead of a table')
+  .action(lazy(async () => (await import('./rollout.ts')).listRollouts));
+apiCommand(rollout.command('show'))
+  .description('show a rollout: strategy, state and devices per state')
+  .argument('<id>', 'rollout id, or a patch id for its current rollout')
+  .option('--device <id>', "also show this device's timeline in the rollout")
+  .option('--json', 'print JSON instead of text')
+  .action(lazy(async () => (await import('./rollout.ts')).showRollout));
+for (const action of ['pause', 'cancel'] as const) {
+  apiCommand(rollout.command(action))
+    .description(
+      action === 'pause'
+        ? 'pause a rollout: no device starts, attempts in flight finish'
+        : 'cancel a rollout for good: waiting devices go on to later patches, attempts in flight finish without retries',
+    )
+    .argument('<id>', 'rollout id, or a patch id')
+    .option('--reason <text>', 'why, shown with the rollout')
+    .option('--json', 'print JSON')
+    .action(lazy(async () => {
+      const { controlRollout } = await import('./rollout.ts');
+      return (id: string, options: { reason?: string; json?: boolean }, command: Command) => controlRollout(action, id, options, command);
+    }));
+}
+apiCommand(rollout.command('resume'))
+  .description('resume a paused rollout; after a pause for a wave below its success threshold, the next wave opens')
+  .argument('<id>', 'rollout id, or a patch id')
+  .option('--failure-threshold <n|n%>', 'replace the failure threshold')
+  .option('--failure-min <n>', 'replace the finished devices needed before the threshold applies')
+  .option('--json', 'print JSON')
+  .action(lazy(async () => {
+    const { controlRollout } = await import('./rollout.ts');
+    return (id: string, options: { failureThreshold?: string; failureMin?: string; json?: boolean }, command: Command) =>
+      controlRollout('resume', id, options, command);
+  }));
+apiCommand(rollout.command('watch'))
+  .description('show live progress bars per device state until the rollout completes (exit 0), pauses or is cancelled (exit 5)')
+  .argument('<id>', 'rollout id, or a patch id')
+  .option('--interval-ms <ms>', 'time between two reads', '1000')
+  .option('--through-pauses', 'keep watching while the rollout is paused')
+  .option('--json', 'print the rollout as one JSON object per line')
+  .action(lazy(async () => (await import('./rollout.ts')).watchRollout));
 
 function withCameraOptions(command: Command): Command {
   return command

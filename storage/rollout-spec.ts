@@ -1,5 +1,24 @@
 import { isValidId } from '../protocol/names.ts';
 
+/** States of a device within a rollout, in the order progress bars show them. */
+export const ROLLOUT_DEVICE_STATES = [
+  'waiting',
+  'held',
+  'offered',
+  'downloading',
+  'verifying',
+  'applying',
+  'applied',
+  'failed',
+  'timed_out',
+  'superseded',
+  'cancelled',
+] as const;
+export type RolloutDeviceState = (typeof ROLLOUT_DEVICE_STATES)[number];
+
+/** States in which a device is done with the rollout. */
+export const ROLLOUT_DONE_STATES: readonly RolloutDeviceState[] = ['applied', 'failed', 'timed_out', 'superseded', 'cancelled'];
+
 /** A number of devices, or a percentage of the devices a rollout targets. */
 export interface Amount {
   value: number;
@@ -61,6 +80,7 @@ const FIELDS = new Set<string>([
 const MAX_WAVES = 20;
 const MAX_TARGET_DEVICES = 100_000;
 const MAX_SELECTORS = 64;
+/** Finished devices a percentage threshold waits for by default, so that one early failure does not pause. */
 const DEFAULT_FAILURE_MIN_DEVICES = 10;
 
 /** A rollout request field that is missing or invalid; `field` names it as in the request body. */
@@ -130,6 +150,11 @@ function seconds(field: string, value: unknown, min: number, max: number): numbe
   return s === undefined ? undefined : Math.round(s * 1000);
 }
 
+function defaultFailureMin(threshold: Amount | undefined): number | undefined {
+  if (!threshold) return undefined;
+  return threshold.percent ? DEFAULT_FAILURE_MIN_DEVICES : 1;
+}
+
 /** Checks a rollout request and returns the spec, or throws RolloutSpecError naming the first bad field. */
 export function parseRolloutSpec(body: unknown): RolloutSpec {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
@@ -166,7 +191,7 @@ export function parseRolloutSpec(body: unknown): RolloutSpec {
       waveSuccessPercent: percentOnly('waveSuccess', request.waveSuccess),
       failureThreshold,
       failureMinDevices:
-        numberIn('failureMinDevices', request.failureMinDevices, 1, 1_000_000, true) ?? (failureThreshold ? DEFAULT_FAILURE_MIN_DEVICES : undefined),
+        numberIn('failureMinDevices', request.failureMinDevices, 1, 1_000_000, true) ?? defaultFailureMin(failureThreshold),
       timeoutMs: seconds('timeoutS', request.timeoutS, 1, 86_400),
       maxAttempts: numberIn('maxAttempts', request.maxAttempts, 1, 100, true),
       retryBackoffMs,

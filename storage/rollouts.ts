@@ -2,28 +2,16 @@ import type { Redis } from 'ioredis';
 import type { Keys } from './keys.ts';
 import { runScript, type ScriptName } from './scripts.ts';
 import type { DeviceRecord, StateStore, TimelineEntry } from './state-store.ts';
-import { resolveAmounts, type RolloutSpec } from './rollout-spec.ts';
+import { resolveAmounts, ROLLOUT_DEVICE_STATES, ROLLOUT_DONE_STATES, type RolloutDeviceState, type RolloutSpec } from './rollout-spec.ts';
 
-export { parseRolloutSpec, RolloutSpecError, type RolloutSpec } from './rollout-spec.ts';
-
-/** States of a device within a rollout, in the order progress bars show them. */
-export const ROLLOUT_DEVICE_STATES = [
-  'waiting',
-  'held',
-  'offered',
-  'downloading',
-  'verifying',
-  'applying',
-  'applied',
-  'failed',
-  'timed_out',
-  'superseded',
-  'cancelled',
-] as const;
-export type RolloutDeviceState = (typeof ROLLOUT_DEVICE_STATES)[number];
-
-/** States in which a device is done with the rollout. */
-export const ROLLOUT_DONE_STATES: readonly RolloutDeviceState[] = ['applied', 'failed', 'timed_out', 'superseded', 'cancelled'];
+export {
+  parseRolloutSpec,
+  ROLLOUT_DEVICE_STATES,
+  ROLLOUT_DONE_STATES,
+  RolloutSpecError,
+  type RolloutDeviceState,
+  type RolloutSpec,
+} from './rollout-spec.ts';
 
 /**
  * `running`, `paused` and `cancelled` are stored. `completed` is a running rollout in which every device it
@@ -92,7 +80,6 @@ export class RolloutExistsError extends Error {
 /** Defaults that docs/rollouts.md documents; the Lua rules use the same values (rollout.lua). */
 export const ROLLOUT_DEFAULTS = {
   waveSuccessPercent: 100,
-  failureMinDevices: 10,
   retryBackoffMs: 30_000,
   retryBackoffMaxMs: 600_000,
 } as const;
@@ -230,7 +217,7 @@ export class RolloutStore {
         waveSizes: list(hash.waves).map(Number),
         waveSuccessPercent: Number(hash.wave_success_pct ?? ROLLOUT_DEFAULTS.waveSuccessPercent),
         failureThreshold,
-        failureMinDevices: Number(hash.failure_min ?? ROLLOUT_DEFAULTS.failureMinDevices),
+        failureMinDevices: Number(hash.failure_min ?? 1),
         timeoutMs: numberOrNull(hash.timeout_ms),
         maxAttempts: numberOrNull(hash.max_attempts),
         retryBackoffMs: Number(hash.backoff_ms ?? ROLLOUT_DEFAULTS.retryBackoffMs),
