@@ -20,6 +20,7 @@ import { connectRedis } from '../storage/redis.ts';
 import { StateStore } from '../storage/state-store.ts';
 import { summarizeFleet, type FleetSummary } from '../storage/summary.ts';
 import { LiveProgress } from './demo-progress.ts';
+import { DemoRollouts, type DemoRolloutReport } from './demo-rollouts.ts';
 import { bytes, table } from './format.ts';
 import { CliError, EXIT } from './storage-access.ts';
 
@@ -33,6 +34,8 @@ export interface DemoOptions {
   stallTimeout: string;
   replicas: string;
   killReplica?: boolean;
+  maxInFlight?: string;
+  failureThreshold?: string;
 }
 
 interface DemoSummary {
@@ -46,7 +49,14 @@ interface DemoSummary {
   resumedDownloads: number;
   replicas: number;
   killedReplica: boolean;
-  perPatch: { id: string; applied: number; failed: number }[];
+  /**
+   * The largest number of updates in flight at once: sampled every 500 ms, and with rollouts also counted
+   * exactly by every claim.
+   */
+  maxInFlightSeen: number;
+  rolloutState: DemoRolloutReport['rolloutState'];
+  rolloutReason: string | null;
+  perPatch: { id: string; applied: number; failed: number; rolloutId: string | null; rolloutState: string | null }[];
 }
 
 function positive(name: string, value: string, integer: boolean): number {
@@ -66,7 +76,9 @@ function fraction(name: string, value: string): number {
 /**
  * `fleet demo`: the main job on one machine. Starts Redis and an S3-compatible store when none is configured,
  * one backend replica and a simulated fleet, releases two real patch files, shows live progress and ends
- * with a report. Exit code 0 only when every camera applied every patch; 5 when some did not.
+ * with a report. With --max-in-flight or --failure-threshold each patch gets a rollout before its release.
+ * Exit code 0 only when every camera applied every patch; 5 when some did not, for example because a
+ * rollout paused at its failure threshold (the summary's rolloutState and rolloutReason say so).
  */
 export async function runDemo(options: DemoOptions): Promise<void> {
   const deviceCount = positive('devices', options.devices, true);
@@ -78,6 +90,7 @@ export async function runDemo(options: DemoOptions): Promise<void> {
   if (options.killReplica && replicaCount < 2) {
     throw new CliError('--kill-replica needs --replicas 2 or more, so the fleet has somewhere to go', EXIT.usage);
   }
+  DemoRollouts.check(options);
   const progress = new LiveProgress();
   const cleanups: (() => Promise<void>)[] = [];
   const cleanup = async () => {
@@ -189,12 +202,17 @@ export async function runDemo(options: DemoOptions): Promise<void> {
     await fleet.start();
     await fleet.waitFor((s) => s.online === s.total);
 
+    const rollouts = new DemoRollouts(state, options);
+    const rolloutOf = new Map<string, string | null>();
     const started = performance.now();
     const patchIds: string[] = [];
     for (const [index, size] of [patchBytes, Math.round(patchBytes * 1.25)].entries()) {
       const id = `demo-patch-${index + 1}-${randomBytes(3).toString('hex')}.bin`;
       const file = join(workDir, id);
       await writeFile(file, randomBytes(size));
+      const rolloutId = await rollouts.create(id);
+      rolloutOf.set(id, rolloutId);
+      if (rolloutId) progress.message(`created rollout ${rolloutId} of ${id}`);
       const { sha256 } = await catalog.upload(id, createReadStream(file), size, { signingKey: signing.privateKey });
       patchIds.push(id);
       progress.message(`released ${id} (${bytes(size)}, sha256 ${sha256.slice(0, 16)}…)`);
@@ -204,8 +222,13 @@ export async function runDemo(options: DemoOptions): Promise<void> {
     let lastChange = performance.now();
     let lastApplied = -1;
     let killedReplica = false;
+    let sampledMax = 0;
+    let rolloutRecords = await rollouts.read();
     for (;;) {
       summary = await summarizeFleet(state);
+      rolloutRecords = await rollouts.read();
+      sampledMax = Math.max(sampledMax, summary.inFlight);
+      for (const line of rollouts.newPauses(rolloutRecords)) progress.message(line);
       progress.show(summary, performance.now() - started);
       const applied = summary.patches.reduce((sum, p) => sum + (p.counts.applied ?? 0), 0);
       if (options.killReplica && !killedReplica && killFirstReplica && applied >= deviceCount / 4) {
@@ -219,7 +242,8 @@ export async function runDemo(options: DemoOptions): Promise<void> {
       const stats = fleet.stats();
       const allApplied = patchIds.every((id) => (stats.applied[id] ?? 0) === deviceCount);
       if (allApplied && summary.inFlight === 0 && applied === deviceCount * patchIds.length) break;
-      const settled = summary.inFlight === 0 && performance.now() - lastChange > 3000;
+      // Held devices of a running rollout start again after their backoff, so the demo is not settled yet.
+      const settled = summary.inFlight === 0 && !DemoRollouts.pending(rolloutRecords) && performance.now() - lastChange > 3000;
       if (settled || performance.now() - lastChange > stallMs) break;
       await new Promise((resolve) => setTimeout(resolve, 500));
     }
@@ -236,6 +260,8 @@ export async function runDemo(options: DemoOptions): Promise<void> {
       resumedDownloads: stats.resumedDownloads,
       replicas: replicaCount,
       killedReplica,
+      maxInFlightSeen: Math.max(sampledMax, DemoRollouts.maxInFlightSeen(rolloutRecords)),
+      ...DemoRollouts.report(rolloutRecords),
       perPatch: [],
     };
     for (const id of patchIds) {
@@ -244,7 +270,9 @@ export async function runDemo(options: DemoOptions): Promise<void> {
       const failed = (counts.failed ?? 0) + (counts.timed_out ?? 0);
       report.applied += applied;
       report.failed += failed;
-      report.perPatch.push({ id, applied, failed });
+      const rolloutId = rolloutOf.get(id) ?? null;
+      const rolloutState = rolloutRecords.find((r) => r.id === rolloutId)?.state ?? null;
+      report.perPatch.push({ id, applied, failed, rolloutId, rolloutState });
     }
     printReport(report);
     if (options.keepRunning) {
@@ -286,13 +314,14 @@ function keepRunningHelp(help: { apiUrl: string; operatorToken: string; signingK
 }
 
 function printReport(report: DemoSummary): void {
-  const rows = report.perPatch.map((p) => [p.id, p.applied, p.failed]);
+  const rows = report.perPatch.map((p) => [p.id, p.applied, p.failed, p.rolloutId ? `${p.rolloutId} ${p.rolloutState}` : '-']);
   const text = [
     '',
     `devices ${report.devices}, patches ${report.patches}, took ${(report.durationMs / 1000).toFixed(1)}s`,
-    table(['PATCH', 'APPLIED', 'FAILED'], rows),
+    table(['PATCH', 'APPLIED', 'FAILED', 'ROLLOUT'], rows),
     `applied ${report.applied}, failed ${report.failed}, duplicates ${report.duplicates}, ` +
-      `in flight at end ${report.inFlightAtEnd}, resumed downloads ${report.resumedDownloads}`,
+      `in flight at end ${report.inFlightAtEnd}, max in flight ${report.maxInFlightSeen}, resumed downloads ${report.resumedDownloads}`,
+    ...(report.rolloutReason ? [`rollouts ${report.rolloutState}: ${report.rolloutReason}`] : []),
   ].join('\n');
   process.stderr.write(`${text}\n`);
 }

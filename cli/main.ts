@@ -253,6 +253,8 @@ program
   .option('--stall-timeout <seconds>', 'end the demo when no camera applies anything for this long', '60')
   .option('--replicas <n>', 'number of backend replicas; more than 1 puts haproxy in front of them', '1')
   .option('--kill-replica', 'kill replica 1 with SIGKILL once a quarter of the updates are applied')
+  .option('--max-in-flight <n>', 'give each patch a rollout with at most n devices updating at once, in it and in the fleet')
+  .option('--failure-threshold <n|n%>', 'give each patch a rollout that pauses once this many devices, or this share, failed')
   .option('--keep-running', 'leave everything running after the report, until Ctrl-C')
   .option('--json', 'print a JSON summary as the last line of stdout')
   .action(lazy(async () => (await import('./demo.ts')).runDemo));
