@@ -35,8 +35,13 @@ export class SummaryStream {
   }
 
   private async sendTo(client: { res: HttpResponse; slow: boolean }): Promise<void> {
-    const text = `event: summary\ndata: ${JSON.stringify(await this.summary())}\n\n`;
-    if (this.clients.has(client)) this.write(client, text);
+    let summary;
+    try {
+      summary = await this.summary();
+    } catch {
+      return; // Redis is away; the next tick tries again.
+    }
+    if (this.clients.has(client)) this.write(client, `event: summary\ndata: ${JSON.stringify(summary)}\n\n`);
   }
 
   private write(client: { res: HttpResponse; slow: boolean }, text: string): void {
@@ -58,7 +63,13 @@ export class SummaryStream {
       this.timer = null;
       return;
     }
-    const text = `event: summary\ndata: ${JSON.stringify(await this.summary())}\n\n`;
+    let summary;
+    try {
+      summary = await this.summary();
+    } catch {
+      return; // Redis is away; the next tick tries again.
+    }
+    const text = `event: summary\ndata: ${JSON.stringify(summary)}\n\n`;
     for (const client of this.clients) this.write(client, text);
   }
 

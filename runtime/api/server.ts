@@ -22,19 +22,32 @@ export interface OperatorApi {
   close(): void;
 }
 
-/** Caches the fleet summary for a second, so many watchers cost one computation. */
+/**
+ * Shares one fleet summary among callers: a computation in progress is joined, not repeated, and a result is
+ * reused for a second, or for as long as it took to compute when that was longer, so slow summaries on a
+ * large fleet never pile up.
+ */
 function cachedSummary(services: ReplicaServices): () => Promise<FleetSummary> {
-  let cached: { at: number; value: Promise<FleetSummary> } | null = null;
+  let current: Promise<FleetSummary> | null = null;
+  let freshUntil = 0;
   return () => {
     const now = performance.now();
-    if (!cached || now - cached.at > 1000) {
-      const value = summarizeFleet(services.state);
-      value.catch(() => {
-        cached = null;
-      });
-      cached = { at: now, value };
-    }
-    return cached.value;
+    if (current && now < freshUntil) return current;
+    const started = now;
+    const value = summarizeFleet(services.state);
+    current = value;
+    freshUntil = Infinity;
+    value.then(
+      () => {
+        const took = performance.now() - started;
+        freshUntil = performance.now() + Math.max(1000, took);
+      },
+      () => {
+        current = null;
+        freshUntil = 0;
+      },
+    );
+    return value;
   };
 }
 
