@@ -5,11 +5,11 @@ import { CliError, EXIT } from './errors.ts';
 /** Retry backoff of the demo's rollouts, short so that the demo does not wait out the 30 s default. */
 const DEMO_RETRY_BACKOFF_S = 2;
 
-/** What the demo summary reports about its rollouts; the fields are null when the demo made none. */
+/** Rollout fields of the demo summary, null when the demo made no rollouts. */
 export interface DemoRolloutReport {
   /** `paused` when any rollout paused, else `cancelled` when any was cancelled, else `completed` or `running`. */
   rolloutState: Rollout['state'] | null;
-  /** The reason of the paused or cancelled rollout. */
+  /** The reason for the pause or the cancellation. */
   rolloutReason: string | null;
 }
 
@@ -18,7 +18,7 @@ export interface DemoRolloutOptions {
   failureThreshold?: string;
 }
 
-/** The rollout request every patch of the demo gets, or null when no rollout option is set. */
+/** Returns the rollout request that every patch of the demo gets, or null when no rollout option is set. */
 function template(options: DemoRolloutOptions): Record<string, unknown> | null {
   if (options.maxInFlight === undefined && options.failureThreshold === undefined) return null;
   return {

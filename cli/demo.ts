@@ -78,7 +78,7 @@ function fraction(name: string, value: string): number {
  * one backend replica and a simulated fleet, releases two real patch files, shows live progress and ends
  * with a report. With --max-in-flight or --failure-threshold each patch gets a rollout before its release.
  * Exit code 0 only when every camera applied every patch; 5 when some did not, for example because a
- * rollout paused at its failure threshold (the summary's rolloutState and rolloutReason say so).
+ * rollout paused at its failure threshold (the summary's rolloutState and rolloutReason give the cause).
  */
 export async function runDemo(options: DemoOptions): Promise<void> {
   const deviceCount = positive('devices', options.devices, true);

@@ -36,7 +36,7 @@ export async function postRollout(command: Command, request: RolloutRequest): Pr
   return clientFor(command).request<Rollout>('POST', '/v1/rollouts', { json: request });
 }
 
-/** One line per rollout, for people. */
+/** Returns the row of a rollout in the table of `fleet rollout list`. */
 function rolloutRow(r: Rollout): (string | number)[] {
   const total = Math.max(r.targetCount, r.started);
   const failing = r.counts.failed + r.counts.timed_out + r.held;

@@ -114,7 +114,9 @@ function numberIn(field: string, value: unknown, min: number, max: number, integ
 
 /** Parses "25%" or "25" (or the number 25) as a percentage or a device count. */
 export function parseAmount(field: string, value: unknown): Amount {
-  const text = typeof value === 'number' ? String(value) : typeof value === 'string' ? value.trim() : '';
+  let text = '';
+  if (typeof value === 'number') text = String(value);
+  else if (typeof value === 'string') text = value.trim();
   const match = /^(\d+)(%?)$/.exec(text);
   const n = Number(match?.[1]);
   if (!match || n < 1 || (match[2] && n > 100)) {
@@ -163,9 +165,11 @@ export function parseRolloutSpec(body: unknown): RolloutSpec {
   const unknownField = Object.keys(body).find((name) => !FIELDS.has(name));
   if (unknownField) throw new RolloutSpecError(unknownField, `unknown field; the fields are ${[...FIELDS].join(', ')}`);
   const request = body as RolloutRequest;
+
   if (typeof request.patchId !== 'string' || !isValidId(request.patchId)) {
     throw new RolloutSpecError('patchId', 'required: a patch id of 1 to 128 characters from A-Z a-z 0-9 . _ -');
   }
+
   const text = (item: string) => item.length > 0 && item.length <= 64 && !item.includes(',');
   const supersedes =
     request.supersedes === 'all' ? 'all' : strings('supersedes', request.supersedes, MAX_SELECTORS, isValidId, 'patch ids, or "all"');
@@ -175,6 +179,7 @@ export function parseRolloutSpec(body: unknown): RolloutSpec {
   if (retryBackoffMs !== undefined && retryBackoffMaxMs !== undefined && retryBackoffMaxMs < retryBackoffMs) {
     throw new RolloutSpecError('retryBackoffMaxS', 'must be at least retryBackoffS');
   }
+
   return {
     patchId: request.patchId,
     targets: {

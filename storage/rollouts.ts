@@ -14,9 +14,9 @@ export {
 } from './rollout-spec.ts';
 
 /**
- * `running`, `paused` and `cancelled` are stored. `completed` is a running rollout in which every device it
- * targeted at creation is done and no device waits, is held or is in flight; devices that match later still
- * get the patch.
+ * `running`, `paused` and `cancelled` are stored. `completed` is computed: a running rollout in which every
+ * device it targeted at creation is done, and no device waits, is held or is in flight. Devices that match
+ * later still get the patch.
  */
 export type RolloutState = 'running' | 'paused' | 'cancelled' | 'completed';
 
@@ -24,9 +24,9 @@ export interface Rollout {
   id: string;
   patchId: string;
   state: RolloutState;
-  /** Why it is paused or cancelled; null while running. */
+  /** The reason for the pause or the cancellation; null while running. */
   reason: string | null;
-  /** What paused it: `failures` (the failure threshold), `wave` (a wave below its success threshold) or `operator`. */
+  /** The cause of a pause: `failures` (the failure threshold), `wave` (a wave below its success threshold) or `operator`. */
   pausedBy: 'failures' | 'wave' | 'operator' | null;
   createdAt: number;
   updatedAt: number;
@@ -94,7 +94,7 @@ function numberOrNull(text: string | undefined): number | null {
   return text === undefined || text === '' ? null : Number(text);
 }
 
-/** Whether a device matches every selector of the targets, as is_targeted in rollout.lua decides it. */
+/** Returns true when the device matches every selector of the targets, as is_targeted in rollout.lua decides. */
 export function matchesTargets(device: DeviceRecord, targets: RolloutSpec['targets']): boolean {
   if (targets.devices.length > 0 && !targets.devices.includes(device.id)) return false;
   if (targets.models.length > 0 && !targets.models.includes(device.model)) return false;
@@ -191,55 +191,15 @@ export class RolloutStore {
       this.redis.zcard(k.rolloutHeld(rolloutId)),
     ]);
     if (!hash.patch) return null;
-    const perState = Object.fromEntries(ROLLOUT_DEVICE_STATES.map((s) => [s, Math.max(0, Number(counts[s] ?? 0))])) as Record<
-      RolloutDeviceState,
-      number
-    >;
-    const failurePercent = Number(hash.failure_pct ?? 0);
-    const failureCount = Number(hash.failure_count ?? 0);
-    const failureThreshold = failurePercent > 0 ? `${failurePercent}%` : failureCount > 0 ? String(failureCount) : null;
-    const supersedes = hash.supersedes === '*' ? 'all' : list(hash.supersedes);
-    const rollout: Rollout = {
-      id: rolloutId,
-      patchId: hash.patch,
-      state: (hash.state ?? 'running') as RolloutState,
-      reason: hash.reason || null,
-      pausedBy: hash.state === 'paused' ? ((hash.pause_kind || 'operator') as Rollout['pausedBy']) : null,
-      createdAt: Number(hash.created_at ?? 0),
-      updatedAt: Number(hash.updated_at ?? 0),
-      targets: { devices: devices.sort(), tags: list(hash.target_tags), models: list(hash.target_models), firmware: list(hash.target_firmware) },
-      targetCount: Number(hash.target_count ?? 0),
-      strategy: {
-        maxInFlight: numberOrNull(hash.max_in_flight),
-        fleetMaxInFlight: numberOrNull(hash.fleet_max_in_flight),
-        ratePerMinute: numberOrNull(hash.rate_per_min),
-        waves: list(hash.wave_spec),
-        waveSizes: list(hash.waves).map(Number),
-        waveSuccessPercent: Number(hash.wave_success_pct ?? ROLLOUT_DEFAULTS.waveSuccessPercent),
-        failureThreshold,
-        failureMinDevices: Number(hash.failure_min ?? 1),
-        timeoutMs: numberOrNull(hash.timeout_ms),
-        maxAttempts: numberOrNull(hash.max_attempts),
-        retryBackoffMs: Number(hash.backoff_ms ?? ROLLOUT_DEFAULTS.retryBackoffMs),
-        retryBackoffMaxMs: Number(hash.backoff_max_ms ?? ROLLOUT_DEFAULTS.retryBackoffMaxMs),
-        supersedes,
-      },
-      wave: Number(hash.wave ?? 1),
-      counts: perState,
-      inFlight,
-      waiting,
-      held,
-      started: Number(hash.started ?? 0),
-      claims: Number(hash.claims ?? 0),
-      releases: Number(hash.releases ?? 0),
-      maxInFlightSeen: Number(hash.max_in_flight_seen ?? 0),
-      maxFleetInFlightSeen: Number(hash.max_fleet_in_flight_seen ?? 0),
-    };
+    const rollout = toRollout(rolloutId, hash, counts, devices.sort());
+    rollout.inFlight = inFlight;
+    rollout.waiting = waiting;
+    rollout.held = held;
     if (rollout.state === 'running' && isComplete(rollout)) rollout.state = 'completed';
     return rollout;
   }
 
-  /** Every rollout, newest first. */
+  /** Returns every rollout, newest first. */
   async list(): Promise<Rollout[]> {
     const ids = await this.redis.zrevrange(this.keys.rollouts, 0, -1);
     const rollouts = await Promise.all(ids.map((id) => this.get(id)));
@@ -276,10 +236,57 @@ export class RolloutStore {
     return { kind: 'ok', state: rollout?.state ?? (reply[1] as RolloutState) };
   }
 
-  /** The device's timeline entries about this rollout, newest first. */
+  /** Returns the device's timeline entries about this rollout, newest first. */
   async timeline(rolloutId: string, deviceId: string): Promise<TimelineEntry[]> {
     return (await this.state.timeline(deviceId)).filter((entry) => entry.rolloutId === rolloutId);
   }
+}
+
+/** Builds a rollout from its hash fields and state counts. The caller fills in the sizes of its sets. */
+function toRollout(rolloutId: string, hash: Record<string, string>, counts: Record<string, string>, devices: string[]): Rollout {
+  const perState = Object.fromEntries(ROLLOUT_DEVICE_STATES.map((s) => [s, Math.max(0, Number(counts[s] ?? 0))]));
+  const failurePercent = Number(hash.failure_pct ?? 0);
+  const failureCount = Number(hash.failure_count ?? 0);
+  let failureThreshold: string | null = null;
+  if (failurePercent > 0) failureThreshold = `${failurePercent}%`;
+  else if (failureCount > 0) failureThreshold = String(failureCount);
+  const supersedes = hash.supersedes === '*' ? 'all' : list(hash.supersedes);
+  return {
+    id: rolloutId,
+    patchId: hash.patch ?? '',
+    state: (hash.state ?? 'running') as RolloutState,
+    reason: hash.reason || null,
+    pausedBy: hash.state === 'paused' ? ((hash.pause_kind || 'operator') as Rollout['pausedBy']) : null,
+    createdAt: Number(hash.created_at ?? 0),
+    updatedAt: Number(hash.updated_at ?? 0),
+    targets: { devices, tags: list(hash.target_tags), models: list(hash.target_models), firmware: list(hash.target_firmware) },
+    targetCount: Number(hash.target_count ?? 0),
+    strategy: {
+      maxInFlight: numberOrNull(hash.max_in_flight),
+      fleetMaxInFlight: numberOrNull(hash.fleet_max_in_flight),
+      ratePerMinute: numberOrNull(hash.rate_per_min),
+      waves: list(hash.wave_spec),
+      waveSizes: list(hash.waves).map(Number),
+      waveSuccessPercent: Number(hash.wave_success_pct ?? ROLLOUT_DEFAULTS.waveSuccessPercent),
+      failureThreshold,
+      failureMinDevices: Number(hash.failure_min ?? 1),
+      timeoutMs: numberOrNull(hash.timeout_ms),
+      maxAttempts: numberOrNull(hash.max_attempts),
+      retryBackoffMs: Number(hash.backoff_ms ?? ROLLOUT_DEFAULTS.retryBackoffMs),
+      retryBackoffMaxMs: Number(hash.backoff_max_ms ?? ROLLOUT_DEFAULTS.retryBackoffMaxMs),
+      supersedes,
+    },
+    wave: Number(hash.wave ?? 1),
+    counts: perState as Record<RolloutDeviceState, number>,
+    inFlight: 0,
+    waiting: 0,
+    held: 0,
+    started: Number(hash.started ?? 0),
+    claims: Number(hash.claims ?? 0),
+    releases: Number(hash.releases ?? 0),
+    maxInFlightSeen: Number(hash.max_in_flight_seen ?? 0),
+    maxFleetInFlightSeen: Number(hash.max_fleet_in_flight_seen ?? 0),
+  };
 }
 
 function isComplete(rollout: Rollout): boolean {

@@ -9,7 +9,7 @@ const MAX_REASON = 200;
 /** Finds the rollout named in the path: a rollout id, or a patch id for the patch's current rollout. */
 async function rolloutId(ctx: OperatorContext, params: Record<string, string>): Promise<string> {
   const id = params.id ?? '';
-  if (!isValidId(id)) throw new ApiError('invalid_request', 'a rollout id such as r3, or a patch id', id);
+  if (!isValidId(id)) throw new ApiError('invalid_request', 'invalid rollout id: give a rollout id such as r3, or a patch id', id);
   const found = await ctx.rollouts.resolve(id);
   if (!found) throw new ApiError('not_found', `no rollout ${id}, and no patch ${id} with a rollout`, id);
   return found;

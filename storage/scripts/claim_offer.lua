@@ -101,7 +101,7 @@ end
 
 -- Order and supersession. A device never gets a patch older in the catalog than the newest patch it
 -- applied. A running rollout that supersedes older patches takes their place for the devices it targets,
--- unless the device failed it for good.
+-- unless the device is done with that rollout (it failed the newer patch for good, say).
 local applied = {}
 local newest_applied = 0
 for i, patch_id in ipairs(entries) do

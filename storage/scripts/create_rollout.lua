@@ -25,7 +25,7 @@ end
 if #targets > 0 then redis.call('HSET', rollout, 'target_list', '1') end
 redis.call('SET', k_patch_rollout(patch_id), rollout_id)
 redis.call('ZADD', k_rollouts(), now, rollout_id)
--- Every replica asks again for its devices, because the rollout changes what they get.
+-- Every replica claims again for its devices, because the rollout changes what they get.
 redis.call('INCR', k_catalog_version())
 redis.call('PUBLISH', k_events(), cjson.encode({ kind = 'catalog', patchId = patch_id }))
 return { 'created', rollout_id }
