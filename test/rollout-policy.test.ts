@@ -127,3 +127,26 @@ test('a rollout offers the patch only to the devices it targets', async (t) => {
   t.is((await backend.state.getDevice('cam_tag_1'))?.reportedTags.join(), 'lobby');
   for (const device of devices) device.close();
 });
+
+test('hello tags are checked, replaced and cleared', async (t) => {
+  const backend = await startBackend(t);
+  const device = await backend.connect('cam_tags_1');
+  device.send({ type: 'hello', protocol: 1, deviceId: 'cam_tags_1', model: 'm', firmware: '1', patches: [], tags: ['a b'] });
+  const error = await device.next('error');
+  t.is(error.code, 'invalid_message');
+  t.regex(error.details ?? '', /^\/tags\/0/);
+
+  device.send({ type: 'hello', protocol: 1, deviceId: 'cam_tags_1', model: 'm', firmware: '1', patches: [], tags: ['site-2', 'lobby'] });
+  await device.next('welcome');
+  t.deepEqual((await backend.state.getDevice('cam_tags_1'))?.reportedTags, ['lobby', 'site-2']);
+  const reader = await backend.operatorToken('read');
+  const listed = await fetch(`${backend.apiUrl}/v1/devices?tag=site-2`, { headers: { authorization: `Bearer ${reader}` } });
+  t.deepEqual(((await listed.json()) as { devices: { id: string }[] }).devices.map((d) => d.id), ['cam_tags_1']);
+  await backend.state.setTags('cam_tags_1', ['door']);
+  device.hello('cam_tags_1');
+  await device.next('welcome');
+  const record = await backend.state.getDevice('cam_tags_1');
+  t.deepEqual(record?.reportedTags, [], 'a hello without tags clears the reported ones');
+  t.deepEqual(record?.tags, ['door'], 'tags an operator set stay');
+  device.close();
+});

@@ -36,7 +36,7 @@ function matcher(query: URLSearchParams): (device: DeviceRecord) => boolean {
     (online === null || d.online === (online === 'true')) &&
     (model === null || d.model === model) &&
     (firmware === null || d.firmware === firmware) &&
-    (tag === null || d.tags.includes(tag)) &&
+    (tag === null || d.tags.includes(tag) || d.reportedTags.includes(tag)) &&
     (has === null || d.applied.includes(has)) &&
     (lacks === null || !d.applied.includes(lacks)) &&
     (search === null || d.id.includes(search));

@@ -47,7 +47,7 @@ export const ROUTES: RouteSpec[] = [
       { name: 'online', description: 'true or false' },
       { name: 'model', description: 'exact model' },
       { name: 'firmware', description: 'exact firmware version' },
-      { name: 'tag', description: 'devices carrying this tag' },
+      { name: 'tag', description: 'devices carrying this tag, set by an operator or reported in hello' },
       { name: 'patch', description: 'devices that applied this patch' },
       { name: 'missing', description: 'devices that did not apply this patch' },
       { name: 'q', description: 'device id contains this text' },
