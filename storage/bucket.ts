@@ -202,6 +202,15 @@ export class PatchBucket {
     });
   }
 
+  /** Writes a small object whole, replacing any object under the same key; e.g. a detached signature. */
+  async putSmall(key: string, text: string): Promise<void> {
+    return this.timed('put', async () => {
+      await this.s3.send(
+        new PutObjectCommand({ Bucket: this.config.bucket, Key: key, Body: text, ContentType: 'application/json' }),
+      );
+    });
+  }
+
   async remove(key: string): Promise<void> {
     return this.timed('remove', async () => {
       await this.s3.send(new DeleteObjectCommand({ Bucket: this.config.bucket, Key: key }));
