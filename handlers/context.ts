@@ -36,10 +36,18 @@ export interface PatchLookup {
  * Everything a handler gets. Handlers hold no state of their own between messages: what must survive lives
  * in Redis (state) or in the bucket, and what belongs to the connection lives in `session`.
  */
+/** The replica's view of whether the patch store answers; devices download from it, not from the replica. */
+export interface PatchStoreHealth {
+  readonly reachable: boolean;
+  /** True when the store is unreachable now or was at some moment in the last `ms` milliseconds. */
+  unreachableWithin(ms: number): boolean;
+}
+
 export interface HandlerContext {
   session: Session;
   state: StateStore;
   bucket: PatchBucket;
+  patchStore: PatchStoreHealth;
   patches: PatchLookup;
   settings: HandlerSettings;
   log: Logger;

@@ -8,6 +8,11 @@ import type { HandlerContext } from './context.ts';
 export async function offerNext(ctx: HandlerContext): Promise<void> {
   const deviceId = ctx.session.deviceId;
   if (!deviceId) return;
+  if (!ctx.patchStore.reachable) {
+    // A download would fail now. The runtime offers again to every device once the store answers.
+    ctx.session.offer = null;
+    return;
+  }
   const claim = await ctx.state.claimOffer(deviceId, ctx.settings.updateTimeoutMs, ctx.settings.maxAttempts);
   if (claim.kind !== 'offer') {
     ctx.session.offer = null;

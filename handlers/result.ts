@@ -3,6 +3,7 @@ import { TERMINAL_STATES } from '../protocol/states.ts';
 import type { HandlerContext } from './context.ts';
 import { offerNext } from './offer-next.ts';
 import { sendError } from './send-error.ts';
+import { waiveStoreOutageFailure } from './store-outage.ts';
 
 /**
  * Records the outcome of an attempt and acknowledges it. A duplicate or late result is acknowledged with the
@@ -15,6 +16,7 @@ export async function handleResult(ctx: HandlerContext, message: ResultMessage):
     sendError(ctx, 'invalid_message', '/reason: required when outcome is failed');
     return;
   }
+  if (await waiveStoreOutageFailure(ctx, message)) return;
   const detail = message.outcome === 'failed' ? [message.reason, message.detail].filter(Boolean).join(': ') : '';
   const result = await ctx.state.reportState({
     deviceId,

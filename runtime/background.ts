@@ -4,6 +4,7 @@ import type { Connection } from './connection.ts';
 import type { ReplicaEvent } from './events.ts';
 import type { ReplicaServices } from './services.ts';
 import type { HandlerContext } from '../handlers/context.ts';
+import { closeSpread, StateLossWatch } from './state-loss.ts';
 
 /** Devices timed out per sweep call; a larger backlog is worked off over the following sweeps. */
 const SWEEP_BATCH = 500;
@@ -24,11 +25,14 @@ export class BackgroundWork {
   private fanOutRunning = false;
   private fanOutAgain = false;
   private stopped = false;
+  private readonly stateLoss: StateLossWatch;
 
   constructor(
     private readonly services: ReplicaServices,
     private readonly contextFor: ContextFactory,
-  ) {}
+  ) {
+    this.stateLoss = new StateLossWatch(services, () => this.onStateLoss());
+  }
 
   start(): void {
     const { config } = this.services;
@@ -36,6 +40,7 @@ export class BackgroundWork {
     this.every('in-flight sweep', config.sweepIntervalMs, () => this.sweep());
     this.every('bucket scan', config.bucketScanMs, () => this.scanBucket());
     this.every('ready check', READY_CHECK_MS, () => this.checkReady());
+    this.every('state epoch check', READY_CHECK_MS, () => this.stateLoss.check());
     void this.checkReady();
   }
 
@@ -171,16 +176,54 @@ export class BackgroundWork {
     await catalog.scanBucket();
   }
 
+  /**
+   * Pings the bucket and records the result. Offers wait while the store is down (see offerNext), so when it
+   * answers again every device without an open offer gets one.
+   */
+  private async checkBucket(): Promise<void> {
+    const { bucket, patchStore, log } = this.services;
+    let failure: unknown = null;
+    try {
+      await bucket.ping();
+    } catch (err) {
+      failure = err;
+    }
+    const change = patchStore.record(failure === null);
+    if (change === 'lost') log.warn({ err: failure }, 'patch store unreachable, offers wait');
+    if (change === 'back') {
+      log.info('patch store reachable again, offering');
+      this.fanOut();
+    }
+    if (failure !== null) throw failure;
+  }
+
+  /**
+   * Redis lost its data: what this replica remembers of the catalog is stale, and its devices' sessions
+   * refer to records that are gone, so every device is asked to reconnect and say hello again.
+   */
+  private onStateLoss(): void {
+    this.lastCatalogVersion = -1;
+    this.lastCatalogLength = -1;
+    // Rebuild the catalog now rather than at the next scan, before the devices come back.
+    this.scanBucket().catch((err: unknown) => this.services.log.error({ err }, 'catalog rebuild after data loss failed'));
+    void closeSpread([...this.services.registry.open], this.services.config.drainMs);
+  }
+
   private async checkReady(): Promise<void> {
-    const { redis, bucket, log } = this.services;
+    const { redis, log } = this.services;
     let ready = true;
     try {
-      await Promise.all([redis.ping(), bucket.ping()]);
+      // Commands wait through a short outage instead of failing, so a ping would report it late.
+      if (redis.status !== 'ready') throw new Error(`redis connection is ${redis.status}`);
+      // TIME doubles as the ping and keeps the clock offset fresh.
+      await Promise.all([this.services.clock.sync(redis), this.checkBucket()]);
+      // Devices come only once the epoch is known, so a data loss after that is always noticed.
+      if (!this.stateLoss.watching) await this.stateLoss.check();
     } catch (err) {
       ready = false;
       if (this.services.ready) log.error({ err }, 'dependency check failed, replica not ready');
     }
-    if (ready && !this.services.ready) log.info('redis and bucket answer, replica ready');
+    if (ready && !this.services.ready && !this.services.draining) log.info('redis and bucket answer, replica ready');
     this.services.ready = ready && !this.services.draining;
   }
 }

@@ -1,8 +1,10 @@
 import { bearerToken, DeviceTokenError, type DeviceTokens } from '../security/device-tokens.ts';
+import { StateRecovery } from '../storage/recovery.ts';
 import type { StateStore } from '../storage/state-store.ts';
 
 export type UpgradeDecision =
-  | { ok: true; deviceId: string }
+  /** `readmitted`: the device had no record because Redis lost its data, and was provisioned again. */
+  | { ok: true; deviceId: string; readmitted?: boolean }
   | { ok: false; status: string; code: UpgradeRejection; message: string };
 
 /**
@@ -48,6 +50,8 @@ export async function authorizeUpgrade(
   }
   let record;
   try {
+    // During a Redis outage commands wait for the reconnect; an upgrade is better turned away at once.
+    if (state.redis.status !== 'ready') throw new Error(`redis connection is ${state.redis.status}`);
     record = await state.deviceAuth(claims.deviceId);
   } catch {
     return { ok: false, status: '503 Service Unavailable', code: 'unavailable', message: 'try again later' };
@@ -56,6 +60,13 @@ export async function authorizeUpgrade(
     return { ok: false, status: UNAUTHORIZED, code: 'token_revoked', message: 'the device token was revoked' };
   }
   if (record.enrollment === null && enrollment === 'provisioned') {
+    let readmitted;
+    try {
+      readmitted = await readmitAfterDataLoss(state, claims.deviceId, claims.generation);
+    } catch {
+      return { ok: false, status: '503 Service Unavailable', code: 'unavailable', message: 'try again later' };
+    }
+    if (readmitted) return { ok: true, deviceId: claims.deviceId, readmitted: true };
     return {
       ok: false,
       status: '403 Forbidden',
@@ -64,4 +75,15 @@ export async function authorizeUpgrade(
     };
   }
   return { ok: true, deviceId: claims.deviceId };
+}
+
+/**
+ * Provisions a device again when Redis lost its data recently (the re-admission window is open): its token
+ * verified, so an operator issued it, and only the record of that is gone. Returns whether it did.
+ */
+async function readmitAfterDataLoss(state: StateStore, deviceId: string, generation: number): Promise<boolean> {
+  const recovery = new StateRecovery(state.redis, state.keys);
+  if (!(await recovery.windowOpen())) return false;
+  await recovery.readmit(deviceId, generation);
+  return true;
 }

@@ -77,6 +77,9 @@ export function deviceSocketBehavior(services: ReplicaServices): WebSocketBehavi
             reject(res, decision.status, decision.code, decision.message);
             return;
           }
+          if (decision.readmitted) {
+            log.info({ remoteAddress, deviceId: decision.deviceId }, 'device re-admitted after redis lost its data');
+          }
           const data: SocketData = {
             connectionId: `${config.replicaId}-${++connectionCounter}`,
             remoteAddress,
@@ -154,6 +157,9 @@ export function deviceSocketBehavior(services: ReplicaServices): WebSocketBehavi
         .catch((err: unknown) => {
           connection.log.error({ err, type: message.type }, 'handler failed');
           sendError(ctx, 'internal');
+          // What the message changed is unknown (a Redis command may have run or not), so the device
+          // reconnects, says hello and sends its pending results again, which brings both sides in line.
+          connection.close('internal_error');
         });
     },
 

@@ -9,12 +9,13 @@ export function handlerContextFactory(services: ReplicaServices): (connection: C
     session: connection.session,
     state: services.state,
     bucket: services.bucket,
+    patchStore: services.patchStore,
     patches: services.patches,
     settings: config,
     get log() {
       return connection.log;
     },
-    now: () => Date.now(),
+    now: () => services.clock.now(),
     send: (message) => {
       connection.send(message);
       services.metrics.messagesOut(message.type);

@@ -16,6 +16,8 @@ import { ReplicaMetrics } from './metrics.ts';
 import { ConnectionRegistry } from './registry.ts';
 import { HeartbeatBatcher } from './heartbeats.ts';
 import type { ReplicaServices } from './services.ts';
+import { BucketHealth } from './bucket-health.ts';
+import { ServerClock } from './clock.ts';
 import { loadNativeUws } from './uws.ts';
 import { DeviceTokens } from '../security/device-tokens.ts';
 import { KeyedRateLimiter } from '../security/rate-limit.ts';
@@ -33,6 +35,10 @@ export interface Replica {
 }
 
 export const DEVICE_PATH = '/device';
+/** Reconnect attempts a command waits for before it fails: 200 ms, 400 ms, … 2 s, about 11 s in all. */
+const REDIS_RETRIES_PER_COMMAND = 10;
+/** A command without a reply after this long fails, so no device queue or background loop waits on Redis for good. */
+const REDIS_COMMAND_TIMEOUT_MS = 15_000;
 
 /**
  * Closes every connection with `going_away`, spread evenly over `drainMs` so that the devices of a
@@ -66,7 +72,14 @@ export async function startReplica(config: Config, log: Logger): Promise<Replica
     lastRedisError = Date.now();
     log.warn({ err: err.message }, 'redis connection error, retrying');
   };
-  const redis = connectRedis(config.redisUrl, `fleet:${config.replicaId}`, {}, onRedisError);
+  // Commands wait through a Redis restart of a few seconds (about 11 s of reconnect attempts, see
+  // connectRedis) instead of failing, so a device's report during the restart is not answered `internal`.
+  const redis = connectRedis(
+    config.redisUrl,
+    `fleet:${config.replicaId}`,
+    { maxRetriesPerRequest: REDIS_RETRIES_PER_COMMAND, commandTimeout: REDIS_COMMAND_TIMEOUT_MS },
+    onRedisError,
+  );
   // The subscription waits for Redis however long an outage lasts, instead of failing after a few retries.
   const subscriber = connectRedis(
     config.redisUrl,
@@ -77,6 +90,8 @@ export async function startReplica(config: Config, log: Logger): Promise<Replica
   const keys = createKeys(config.keyPrefix);
   const state = new StateStore(redis, keys);
   const bucket = new PatchBucket(config.s3);
+  const clock = new ServerClock(log);
+  bucket.useClock(() => clock.now());
   const registry = new ConnectionRegistry();
   const heartbeats = new HeartbeatBatcher(
     state,
@@ -97,6 +112,8 @@ export async function startReplica(config: Config, log: Logger): Promise<Replica
     redis,
     state,
     bucket,
+    patchStore: new BucketHealth(),
+    clock,
     catalog: new Catalog(state, bucket, log.child({ component: 'catalog' }), {
       publicKey: config.security.signingPublicKey,
       requireSignatures: config.security.requireSignatures,

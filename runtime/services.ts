@@ -1,6 +1,8 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { PatchBucket } from '../storage/bucket.ts';
+import type { BucketHealth } from './bucket-health.ts';
+import type { ServerClock } from './clock.ts';
 import type { Catalog } from '../storage/catalog.ts';
 import type { PatchCache } from '../storage/patch-cache.ts';
 import type { StateStore } from '../storage/state-store.ts';
@@ -20,6 +22,10 @@ export interface ReplicaServices {
   redis: Redis;
   state: StateStore;
   bucket: PatchBucket;
+  /** Reachability of the patch store, from the readiness checks. */
+  patchStore: BucketHealth;
+  /** The Redis clock, for times sent to devices and the signing time of download URLs. */
+  clock: ServerClock;
   catalog: Catalog;
   patches: PatchCache;
   registry: ConnectionRegistry;

@@ -96,6 +96,7 @@ export class PatchBucket {
   private readonly minio: MinioClient;
 
   private observer: ((operation: string, seconds: number, ok: boolean) => void) | null = null;
+  private now: () => number = Date.now;
 
   /** Reports every bucket call with its duration in seconds; the runtime feeds it into its metrics. */
   observe(observer: (operation: string, seconds: number, ok: boolean) => void): void {
@@ -226,13 +227,23 @@ export class PatchBucket {
     return (await out.Body?.transformToString('utf8')) ?? '';
   }
 
+  /**
+   * Sets the clock that download URLs are signed with; the replica passes the Redis clock, because the store
+   * judges a URL's expiry by its own clock, not by the replica's.
+   */
+  useClock(now: () => number): void {
+    this.now = now;
+  }
+
   /** Signs a GET URL for the endpoint devices use, valid for `ttlSeconds`. */
   async signDownload(key: string, ttlSeconds: number): Promise<{ url: string; expiresAt: number }> {
     return this.timed('sign', async () => {
+      const signedAt = this.now();
       const url = await getSignedUrl(this.signer, new GetObjectCommand({ Bucket: this.config.bucket, Key: key }), {
         expiresIn: ttlSeconds,
+        signingDate: new Date(signedAt),
       });
-      return { url, expiresAt: Date.now() + ttlSeconds * 1000 };
+      return { url, expiresAt: signedAt + ttlSeconds * 1000 };
     });
   }
 

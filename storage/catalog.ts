@@ -114,6 +114,9 @@ export class Catalog {
       const detached: DetachedSignature = { name: manifest.name, version: manifest.version, signature: patch.signature };
       await this.bucket.putSmall(patchId + SIGNATURE_SUFFIX, JSON.stringify(detached));
     }
+    // An empty catalog next to a bucket with patches means Redis lost its data and no scan has rebuilt the
+    // list yet. Appending first would put this patch before the older ones, so they are added first.
+    if ((await this.state.catalogLength()) === 0) await this.scanBucket(patchId);
     const result = await this.state.addPatch(patch, true);
     if (result.kind === 'conflict') throw new PatchConflictError(patchId, result.sha256);
     this.log.info({ patchId, size, sha256: stored.sha256, state: patch.state }, 'patch uploaded');
@@ -146,14 +149,15 @@ export class Catalog {
   /**
    * Adds objects that appeared in the bucket without going through upload (e.g. `mc cp`), oldest first, and
    * completes unsigned patches whose detached signature arrived since. Keys outside the id grammar and
-   * signature objects are not patches. Returns the ids added or completed.
+   * signature objects are not patches. Returns the ids added or completed. `skip` is left out: an upload
+   * that asks for a scan adds its own object afterwards.
    */
-  async scanBucket(): Promise<string[]> {
+  async scanBucket(skip?: string): Promise<string[]> {
     const objects = await this.bucket.list();
     const byKey = new Map(objects.map((o) => [o.key, o]));
     const fresh = [];
     for (const object of objects) {
-      if (object.key.endsWith(SIGNATURE_SUFFIX)) continue;
+      if (object.key.endsWith(SIGNATURE_SUFFIX) || object.key === skip) continue;
       if (!isValidId(object.key)) {
         this.log.warn({ key: object.key }, 'bucket object key is not a valid patch id; not added to the catalog');
         continue;

@@ -26,6 +26,13 @@ export interface Keys {
   modelCounts: string;
   /** HASH firmware version → number of devices that last reported it. */
   firmwareCounts: string;
+  /**
+   * STRING random id written once into an empty Redis. A replica that finds it gone or changed knows that Redis
+   * lost its data (a restart without persistence, a flush, a failover to an empty node).
+   */
+  stateEpoch: string;
+  /** STRING with a TTL, set after a detected data loss: while it exists, devices with valid tokens are re-admitted. */
+  recovery: string;
   /** HASH of one device: model, firmware, first/last seen, session, in-flight patch and attempt. */
   device(deviceId: string): string;
   /** SET of patch ids a device has applied. */
@@ -77,6 +84,8 @@ export function createKeys(prefix: string): Keys {
     operatorTokens: `${prefix}operator_tokens`,
     modelCounts: `${prefix}model_counts`,
     firmwareCounts: `${prefix}firmware_counts`,
+    stateEpoch: `${prefix}state_epoch`,
+    recovery: `${prefix}recovery`,
     device: (id) => `${prefix}device:{${id}}`,
     deviceApplied: (id) => `${prefix}device:{${id}}:applied`,
     deviceTimeline: (id) => `${prefix}device:{${id}}:timeline`,

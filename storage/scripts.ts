@@ -11,6 +11,7 @@ const SCRIPT_NAMES = [
   'register_device',
   'claim_offer',
   'report_state',
+  'waive_attempt',
   'expire_in_flight',
   'renew_presences',
   'release_presence',

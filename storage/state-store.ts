@@ -212,6 +212,28 @@ export class StateStore {
     return (await this.run('release_presence', [deviceId, sessionId])) === 1;
   }
 
+  /**
+   * Ends the device's open attempt at a patch without counting it as a failure and opens the next attempt
+   * in its place, for downloads that failed because the patch store was down. 'stale' when the attempt is
+   * not the open one (a duplicate report, or one that timed out), and nothing changed.
+   */
+  async waiveAttempt(input: {
+    deviceId: string;
+    patchId: string;
+    attempt: number;
+    timeoutMs: number;
+    detail: string;
+  }): Promise<{ waived: boolean; attempt: number }> {
+    const reply = (await this.run('waive_attempt', [
+      input.deviceId,
+      input.patchId,
+      input.attempt,
+      input.timeoutMs,
+      input.detail,
+    ])) as [string, number];
+    return { waived: reply[0] === 'waived', attempt: Number(reply[1]) };
+  }
+
   async addPatch(patch: NewPatch, append: boolean): Promise<AddPatchResult> {
     const reply = (await this.run('add_patch', [
       patch.id,

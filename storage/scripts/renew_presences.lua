@@ -9,7 +9,10 @@ local lost = {}
 for i = 3, #ARGV, 2 do
   local device_id, session = ARGV[i], ARGV[i + 1]
   local holder = redis.call('GET', k_presence(device_id))
-  local owns = holder == session or (not holder and redis.call('HGET', k_device(device_id), 'session') == session)
+  -- No lease and no recorded session at all means Redis lost the device's record, not that another session
+  -- took over: the lease is taken back, and the replica's data-loss check asks the device to say hello again.
+  local recorded = redis.call('HGET', k_device(device_id), 'session')
+  local owns = holder == session or (not holder and (recorded == session or not recorded))
   if owns then
     redis.call('SET', k_presence(device_id), session, 'PX', lease_ms)
     redis.call('HSET', k_device(device_id), 'last_seen', now)
