@@ -259,6 +259,14 @@ program
   .option('--json', 'print a JSON summary as the last line of stdout')
   .action(lazy(async () => (await import('./demo.ts')).runDemo));
 
+program
+  .command('chaos')
+  .description('run the fault scenarios: each starts Redis, an S3 store, replicas, HAProxy and cameras, injects a fault and checks the result')
+  .option('--scenario <name...>', 'run only these scenarios (default: all)')
+  .option('--devices <n>', 'number of simulated cameras per scenario', '200')
+  .option('--json', 'print one JSON array with an entry per scenario as the last line of stdout')
+  .action(lazy(async () => (await import('./chaos.ts')).runChaosCommand));
+
 try {
   await program.parseAsync();
 } catch (err) {
