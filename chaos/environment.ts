@@ -38,6 +38,8 @@ const SCENARIO_ENV: Record<string, string> = {
   FLEET_HEARTBEAT_INTERVAL_S: '2',
   FLEET_PRESENCE_LEASE_MS: '6000',
   FLEET_DRAIN_MS: '1000',
+  // HAProxy marks a replica down after two failed checks 300 ms apart.
+  FLEET_UNREADY_DELAY_MS: '700',
   FLEET_SHUTDOWN_TIMEOUT_MS: '10000',
   LOG_LEVEL: 'info',
 };
@@ -194,7 +196,9 @@ export class ChaosEnvironment {
 
   async stop(): Promise<void> {
     await Promise.allSettled(this.fleets.map((fleet) => fleet.stop()));
-    await Promise.allSettled(this.loneReplicas.map((replica) => replica.stop()));
+    // SIGKILL: the scenario is over, and a drain would only add seconds to every run.
+    await Promise.allSettled(this.loneReplicas.map((replica) => replica.kill()));
+    await Promise.allSettled((this.cluster?.running() ?? []).map((replica) => replica.kill()));
     await this.cluster?.stop().catch(() => undefined);
     this.state?.redis.disconnect();
     this.bucket?.destroy();

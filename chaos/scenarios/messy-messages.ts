@@ -68,7 +68,7 @@ export const messyMessages: Scenario = {
   name: 'messy-messages',
   summary: 'devices send duplicated, reordered and late reports, and reconnect with a stale result',
   async run(context) {
-    const environment = await ChaosEnvironment.start({ replicas: 2 });
+    const environment = await ChaosEnvironment.start({ replicas: 1 });
     context.started(environment);
     const startedAt = performance.now();
     const fleet = await environment.startFleet({ url: environment.cluster.url, count: context.devices, prefix: 'tidy_' });
