@@ -40,7 +40,9 @@ for (const [step, command, args] of [
 
 process.stdout.write('\n> ava\n');
 const { code, output } = await run('npx', ['ava', ...avaArgs], { capture: true });
-const passed = count(output, /(\d+) tests? passed/);
+// ava prints "N tests passed" only when nothing failed, so passed tests are also counted by their ✔ lines.
+const ticks = output.split('\n').filter((line) => /^\s*✔/.test(line)).length;
+const passed = Math.max(count(output, /(\d+) tests? passed/), ticks);
 let failed =
   count(output, /(\d+) tests? failed/) +
   count(output, /(\d+) uncaught exceptions?/) +

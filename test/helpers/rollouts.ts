@@ -7,34 +7,34 @@ import type { RawDevice } from './device-client.ts';
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Polls `read` every 50 ms until `done` accepts its value, and fails the test after `timeoutMs`. */
+/**
+ * Polls `read` every 50 ms until `done` accepts its value. It sets no time limit of its own: ava's inactivity
+ * timeout ends a test that waits forever, and the last value is logged so the failure says what was seen.
+ */
 export async function until<T>(
   t: ExecutionContext,
   what: string,
   read: () => Promise<T> | T,
   done: (value: T) => boolean,
-  timeoutMs = 15_000,
 ): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
+  let polls = 0;
   for (;;) {
     const value = await read();
     if (done(value)) return value;
-    if (Date.now() > deadline) {
-      t.fail(`timed out waiting for ${what}; last value ${JSON.stringify(value)}`);
-      return value;
-    }
+    polls += 1;
+    if (polls % 200 === 0) t.log(`still waiting for ${what}; last value ${JSON.stringify(value)}`);
     await sleep(50);
   }
 }
 
-/** Connects the devices and says hello for each, resolving once every one is welcomed. */
+/** Connects the devices and sends hello for each, resolving once every one is welcomed. */
 export async function welcomeAll(backend: TestBackend, ids: string[], tags?: Record<string, string[]>): Promise<RawDevice[]> {
   const devices = await Promise.all(ids.map((id) => backend.connect(id)));
   devices.forEach((device, i) => {
     const id = ids[i] as string;
     device.send({ type: 'hello', protocol: 1, deviceId: id, model: 'test-cam', firmware: '1.0.0', patches: [], ...(tags?.[id] ? { tags: tags[id] } : {}) });
   });
-  await Promise.all(devices.map((device) => device.next('welcome')));
+  await within(Promise.all(devices.map((device) => device.next('welcome'))), 15_000, `welcome for ${ids.join(', ')}`);
   return devices;
 }
 
@@ -45,6 +45,19 @@ export function offersOf(devices: RawDevice[], patchId?: string): { device: RawD
       .filter((m): m is OfferMessage => m.type === 'offer' && (patchId === undefined || m.patchId === patchId))
       .map((offer) => ({ device, offer })),
   );
+}
+
+/** Resolves like `promise`, or rejects naming `what` when it takes longer than `ms`. */
+export async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Sends the result of an offer and waits for its acknowledgement. */
