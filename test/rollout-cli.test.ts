@@ -5,8 +5,6 @@ import type { Rollout } from '../storage/rollouts.ts';
 import { startBackend, type TestBackend } from './helpers/backend.ts';
 import { finish, offersOf, until, welcomeAll } from './helpers/rollouts.ts';
 
-const LIMIT_MS = 60_000;
-
 interface Run {
   code: number | null;
   stdout: string;
@@ -30,16 +28,8 @@ async function start(backend: TestBackend, args: string[]): Promise<{ stdout: ()
   let stderr = '';
   child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
   child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-  // A command that never ends would hold the test until ava's timeout; this ends it with a clear message.
-  const timer = setTimeout(() => {
-    stderr += `test: killed after ${LIMIT_MS} ms\n`;
-    child.kill();
-  }, LIMIT_MS);
   const done = new Promise<Run>((resolve) =>
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    }),
+    child.on('close', (code) => resolve({ code, stdout, stderr })),
   );
   return { stdout: () => stdout, done };
 }
@@ -48,7 +38,7 @@ async function fleet(backend: TestBackend, args: string[]): Promise<Run> {
   return (await start(backend, args)).done;
 }
 
-test('fleet rollout create, list, show, pause, resume and cancel', async (t) => {
+test('rollout commands create and control', async (t) => {
   const backend = await startBackend(t);
   const devices = await welcomeAll(backend, ['cam_cli_r1', 'cam_cli_r2']);
   const bad = await fleet(backend, ['rollout', 'create', 'cli-r1.bin', '--waves', '50%,10%']);
@@ -78,7 +68,7 @@ test('fleet rollout create, list, show, pause, resume and cancel', async (t) => 
   for (const device of devices) device.close();
 });
 
-test('fleet rollout watch draws progress until the rollout completes or pauses', async (t) => {
+test('rollout watch ends on completion or pause', async (t) => {
   const backend = await startBackend(t);
   const devices = await welcomeAll(backend, ['cam_watch_1', 'cam_watch_2', 'cam_watch_3']);
   const created = JSON.parse((await fleet(backend, ['rollout', 'create', 'watch-1.bin', '--max-in-flight', '2', '--json'])).stdout) as Rollout;
