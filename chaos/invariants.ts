@@ -7,14 +7,14 @@ import { sleep } from './environment.ts';
 export interface Check {
   name: string;
   ok: boolean;
-  /** What was measured, in a form a person can compare with the expectation. */
+  /** The measured value, in a form a person can compare with the expectation. */
   detail: string;
 }
 
-/** What the invariants need from a camera: the simulator's SimulatedCamera, or a scripted device. */
+/** The part of a camera that the invariants read: a simulator SimulatedCamera, or a scripted device. */
 export interface DeviceTruth {
   readonly deviceId: string;
-  /** Patches the device holds now, by its own record. */
+  /** Patches installed on the device now, by its own record. */
   readonly appliedPatches: readonly string[];
   /** How often this run applied the patch. */
   applyCount(patchId: string): number;
@@ -80,7 +80,7 @@ export async function checkInvariants(options: InvariantOptions): Promise<Check[
     detail: doubled.length === 0 && counted === 0 ? 'each patch applied once' : `doubled on ${sample(doubled.map((d) => d.deviceId))}`,
   });
 
-  // Records are compared once every device is connected again: a device that has not said hello since a
+  // Records are compared once every device is connected again, because a device that sent no hello since a
   // fault may not have reported its patches yet.
   await eventually(() => devices.every((device) => device.online), timeoutMs);
   const mismatched: string[] = [];

@@ -5,12 +5,12 @@ import type { ReplicaServices } from './services.ts';
 
 /**
  * How long after a detected data loss devices with a valid token but no record are provisioned again.
- * NOTE: a guess at how long the devices that were connected take to come back; a device offline for longer
- * gets `device_not_provisioned` until an operator provisions it again.
+ * NOTE: an estimate of how long the devices that were connected take to come back. A device offline for
+ * longer gets `device_not_provisioned` until an operator provisions it again.
  */
 export const READMIT_WINDOW_MS = 24 * 3600 * 1000;
 
-/** What a Redis without persistence loses in a restart and no device can report back. */
+/** State that a Redis without persistence loses in a restart and that no device can report back. */
 const NOT_RECOVERABLE = [
   'token revocations',
   'operator tokens made with fleet operator create',

@@ -6,10 +6,10 @@ const PATCH_A = 'messy_a.bin';
 const PATCH_B = 'messy_b.bin';
 
 /**
- * One device's script: every report of patch A is sent twice and out of order, with a late progress after
- * the result; patch B fails once (when `failFirst`), then a late progress and, after the second attempt
- * applied, the old failed result arrive. Then the device drops, reconnects, says hello twice and sends its
- * last result again. Resolves with the number of results sent.
+ * Plays one device's script. Every report of patch A is sent twice and out of order, with a late progress
+ * after the result. When `failFirst` is set, patch B fails once, a late progress follows, and the old failed
+ * result arrives again after the second attempt applied. Then the device drops, reconnects, sends hello twice
+ * and sends its last result again. Resolves with the number of results sent.
  */
 async function playMessy(device: ScriptedDevice, url: string, failFirst: boolean): Promise<number> {
   let results = 0;

@@ -5,7 +5,7 @@ import { ScriptedDevice } from '../scripted-device.ts';
 import { TcpProxy } from '../tcp-proxy.ts';
 import { check, fleetFigures, fleetInvariants, PATCH_BYTES, type Scenario } from '../scenario.ts';
 
-/** What the slow device reads per second while its network is slow. */
+/** Read rate of the slow device while its network is slow, in bytes per second. */
 const READ_BYTES_PER_SECOND = 4096;
 /** How long the network stays slow. */
 const SLOW_MS = 8000;
