@@ -5,7 +5,7 @@ import { parseRolloutSpec, RolloutStore } from '../storage/rollouts.ts';
 import { TEST_SECURITY } from './helpers/backend.ts';
 import { startTestCluster } from './helpers/cluster.ts';
 
-test('the cap holds across three replicas for a burst of 500 devices', async (t) => {
+test('cap holds for 500 devices on three replicas', async (t) => {
   t.timeout(120_000);
   const setup = await startTestCluster(t, { replicas: 3 });
   const count = 500;

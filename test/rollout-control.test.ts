@@ -6,7 +6,7 @@ import { createRollout, finish, offersOf, readRollout, sleep, until, welcomeAll 
 
 const ids = (prefix: string, count: number) => Array.from({ length: count }, (_, i) => `${prefix}${i + 1}`);
 
-test('the failure threshold pauses the rollout and says why', async (t) => {
+test('failure threshold pauses with a reason', async (t) => {
   const backend = await startBackend(t);
   const devices = await welcomeAll(backend, ids('cam_thr_', 12));
   const rollout = await createRollout(backend, {
@@ -47,7 +47,7 @@ test('the failure threshold pauses the rollout and says why', async (t) => {
   for (const device of devices) device.close();
 });
 
-test('pause stops new attempts and resume lets the queue go on', async (t) => {
+test('pause stops starts and resume continues', async (t) => {
   const backend = await startBackend(t);
   const devices = await welcomeAll(backend, ids('cam_pause_', 5));
   const rollouts = new RolloutStore(backend.state);
@@ -73,7 +73,7 @@ test('pause stops new attempts and resume lets the queue go on', async (t) => {
   for (const device of devices) device.close();
 });
 
-test('cancel lets attempts in flight finish and moves waiting devices on', async (t) => {
+test('cancel finishes in-flight, moves waiting on', async (t) => {
   const backend = await startBackend(t);
   const devices = await welcomeAll(backend, ids('cam_cancel_', 5));
   const rollouts = new RolloutStore(backend.state);

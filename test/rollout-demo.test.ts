@@ -28,7 +28,7 @@ function demo(args: string[]): Promise<{ code: number | null; report: DemoReport
   });
 }
 
-test('demo with --max-in-flight applies every patch with at most that many updates at once', async (t) => {
+test('demo --max-in-flight stays under the cap', async (t) => {
   t.timeout(120_000);
   const { code, report, stderr } = await demo(['--devices', '40', '--patch-mb', '0.2', '--max-in-flight', '5']);
   t.is(code, 0, stderr);
@@ -38,7 +38,7 @@ test('demo with --max-in-flight applies every patch with at most that many updat
   t.true(report?.perPatch.every((p) => p.rolloutId !== null));
 });
 
-test('demo with a failure threshold ends paused with the reason and exit code 5', async (t) => {
+test('demo --failure-threshold ends paused, exit 5', async (t) => {
   t.timeout(120_000);
   const { code, report, stderr } = await demo(['--devices', '40', '--patch-mb', '0.2', '--failure-rate', '0.3', '--failure-threshold', '10%']);
   t.is(code, 5, stderr);

@@ -6,7 +6,7 @@ import { createRollout, finish, offersOf, readRollout, sleep, until, welcomeAll 
 
 const ids = (prefix: string, count: number) => Array.from({ length: count }, (_, i) => `${prefix}${i + 1}`);
 
-test('waves open only when the wave before reached its success threshold', async (t) => {
+test('waves open only on success', async (t) => {
   const backend = await startBackend(t);
   const devices = await welcomeAll(backend, ids('cam_wave_', 6));
   const rollout = await createRollout(backend, { patchId: 'wave-1.bin', waves: ['1', '50%'], waveSuccess: '100%', maxAttempts: 1 });
@@ -48,7 +48,7 @@ test('waves open only when the wave before reached its success threshold', async
   for (const device of devices) device.close();
 });
 
-test('a rate limit spreads the first attempts over time', async (t) => {
+test('rate limit spreads first attempts', async (t) => {
   const backend = await startBackend(t);
   const devices = await welcomeAll(backend, ids('cam_rate_', 6));
   // 120 a minute is 2 a second, with a burst of 2.
