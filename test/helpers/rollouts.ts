@@ -34,7 +34,7 @@ export async function welcomeAll(backend: TestBackend, ids: string[], tags?: Rec
     const id = ids[i] as string;
     device.send({ type: 'hello', protocol: 1, deviceId: id, model: 'test-cam', firmware: '1.0.0', patches: [], ...(tags?.[id] ? { tags: tags[id] } : {}) });
   });
-  await within(Promise.all(devices.map((device) => device.next('welcome'))), 15_000, `welcome for ${ids.join(', ')}`);
+  await Promise.all(devices.map((device) => device.next('welcome')));
   return devices;
 }
 
@@ -45,19 +45,6 @@ export function offersOf(devices: RawDevice[], patchId?: string): { device: RawD
       .filter((m): m is OfferMessage => m.type === 'offer' && (patchId === undefined || m.patchId === patchId))
       .map((offer) => ({ device, offer })),
   );
-}
-
-/** Resolves like `promise`, or rejects naming `what` when it takes longer than `ms`. */
-export async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** Sends the result of an offer and waits for its acknowledgement. */
