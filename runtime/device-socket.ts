@@ -107,6 +107,11 @@ export function deviceSocketBehavior(services: ReplicaServices): WebSocketBehavi
       data.connection = connection;
       registry.open.add(connection);
       services.metrics.connectionOpened();
+      if (!services.accepting) {
+        // The upgrade was authorized before shutdown began, but the drain already took its list of connections.
+        connection.close('going_away');
+        return;
+      }
       connection.helloTimer = setTimeout(() => {
         if (connection.session.deviceId === null) {
           connLog.info({ remoteAddress: data.remoteAddress }, 'no hello in time, closing');
