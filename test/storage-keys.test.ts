@@ -13,6 +13,7 @@ test('Lua key builders match keys.ts', async (t) => {
   const prelude = readFileSync(new URL('../storage/scripts/prelude.lua', import.meta.url), 'utf8');
   const probe = `${prelude}
 return { k_known_devices(), k_patch_files(), k_catalog_version(), k_in_flight(), k_events(),
+  k_model_counts(), k_firmware_counts(),
   k_device('cam_1'), k_device_applied('cam_1'), k_device_timeline('cam_1'), k_presence('cam_1'),
   k_patch('p.bin'), k_patch_status('p.bin'), k_patch_counts('p.bin'),
   k_rollouts(), k_rollout_seq(), k_rollout_queues(), k_patch_rollout('p.bin'), k_rollout('r1'),
@@ -25,6 +26,8 @@ return { k_known_devices(), k_patch_files(), k_catalog_version(), k_in_flight(),
     keys.catalogVersion,
     keys.inFlightUpdates,
     keys.events,
+    keys.modelCounts,
+    keys.firmwareCounts,
     keys.device('cam_1'),
     keys.deviceApplied('cam_1'),
     keys.deviceTimeline('cam_1'),
