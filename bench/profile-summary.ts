@@ -26,7 +26,8 @@ function origin(url: string, functionName: string): string {
   const packageMatch = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
   if (packageMatch) return packageMatch[1] as string;
   if (url.startsWith('node:')) return 'node:internal';
-  const projectMatch = /\/(runtime|handlers|storage|protocol|security|local|cli|simulator|bench)\//.exec(url);
+  // The harness runs a JavaScript build of the backend from bench/.build/, so look past that folder.
+  const projectMatch = /\/(runtime|handlers|storage|protocol|security|local|cli|simulator|bench)\//.exec(url.replace('/bench/.build/', '/'));
   return projectMatch ? `${projectMatch[1]}/` : url;
 }
 

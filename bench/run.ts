@@ -31,7 +31,9 @@ const USAGE = `usage: npm run bench -- [--quick] [--json] [--only NAMES] [--cpu-
   --quick         smaller fleets and one repeat: a smoke run of a minute or two
   --json          print every figure as JSON on the last line of the output
   --only NAMES    comma-separated scenarios to run: ${Object.keys(SCENARIOS).join(', ')}
-  --cpu-prof DIR  write a V8 CPU profile of every backend replica into DIR`;
+  --cpu-prof DIR  write V8 CPU profiles of the backend replicas into DIR, one per measured window
+  --heap-snapshots DIR
+                  write V8 heap snapshots of the backend replicas at every memory step into DIR`;
 
 /** First line a program prints for `args`; some print their version with a non-zero exit code. */
 function versionOf(command: string, args: string[]): string {
@@ -59,6 +61,7 @@ async function main(): Promise<number> {
       json: { type: 'boolean', default: false },
       only: { type: 'string' },
       'cpu-prof': { type: 'string' },
+      'heap-snapshots': { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -77,6 +80,8 @@ async function main(): Promise<number> {
   const logDir = await mkdtemp(join(tmpdir(), 'fleet-bench-'));
   const profileDir = values['cpu-prof'] ? resolve(values['cpu-prof']) : null;
   if (profileDir) await mkdir(profileDir, { recursive: true });
+  const heapDir = values['heap-snapshots'] ? resolve(values['heap-snapshots']) : null;
+  if (heapDir) await mkdir(heapDir, { recursive: true });
   const started = Date.now();
   const progress = (message: string) => {
     process.stderr.write(`[${((Date.now() - started) / 1000).toFixed(0).padStart(4)} s] ${message}\n`);
@@ -84,7 +89,7 @@ async function main(): Promise<number> {
   progress(`${plan.mode} run; logs in ${logDir}${profileDir ? `, profiles in ${profileDir}` : ''}`);
   registerProcess(process.pid);
 
-  const stack = await startStack(plan, { logDir, profileDir, progress });
+  const stack = await startStack(plan, { logDir, profileDir, heapDir, progress });
   const figures: FigureReport[] = [];
   let failed = false;
   try {

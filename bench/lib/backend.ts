@@ -23,6 +23,21 @@ export interface BuiltReplica {
  * The replica's output goes to `logFile`.
  */
 export async function startBuiltReplica(buildDir: string, env: Record<string, string>, logFile: string): Promise<BuiltReplica> {
+  // A port that freePort() found free can be taken before the replica binds it, by any process on the
+  // machine; the replica then exits at once, and another pair of ports is tried.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(buildDir, env, logFile);
+    } catch (err) {
+      const taken = err instanceof PortTakenError;
+      if (!taken || attempt === 3) throw err;
+    }
+  }
+}
+
+class PortTakenError extends Error {}
+
+async function startOnce(buildDir: string, env: Record<string, string>, logFile: string): Promise<BuiltReplica> {
   const port = await freePort();
   const apiPort = await freePort();
   const log = createWriteStream(logFile, { flags: 'a' });
@@ -38,10 +53,18 @@ export async function startBuiltReplica(buildDir: string, env: Record<string, st
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  let output = '';
   child.stdout?.pipe(log);
   child.stderr?.pipe(log);
+  child.stderr?.on('data', (chunk: Buffer) => {
+    output = (output + chunk.toString()).slice(-2000);
+  });
   for (let tries = 0; ; tries++) {
-    if (child.exitCode !== null) throw new Error(`the backend exited with code ${child.exitCode} before it was ready; see ${logFile}`);
+    if (child.exitCode !== null) {
+      await exited(child);
+      if (/port is taken/.test(output)) throw new PortTakenError(output);
+      throw new Error(`the backend exited with code ${child.exitCode} before it was ready; see ${logFile}`);
+    }
     try {
       if ((await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200) break;
     } catch {

@@ -33,6 +33,8 @@ export interface BenchContext {
   logDir: string;
   /** Folder for --cpu-prof profiles of the backend, or null when not profiling. */
   profileDir: string | null;
+  /** Folder for --heap-snapshots of the backend, or null. */
+  heapDir: string | null;
   redis: LocalRedis;
   /** Harness connection to the private Redis, for checks and cleanup. */
   redisClient: Redis;
@@ -53,7 +55,10 @@ export interface Stack {
 }
 
 /** Starts the private Redis and the patch store, and creates the bucket. */
-export async function startStack(plan: Plan, options: { logDir: string; profileDir: string | null; progress(message: string): void }): Promise<Stack> {
+export async function startStack(
+  plan: Plan,
+  options: { logDir: string; profileDir: string | null; heapDir: string | null; progress(message: string): void },
+): Promise<Stack> {
   const buildDir = await buildBackend(options.progress);
   const redis = await startLocalRedis();
   track(redis.process);
@@ -78,6 +83,7 @@ export async function startStack(plan: Plan, options: { logDir: string; profileD
       plan,
       logDir: options.logDir,
       profileDir: options.profileDir,
+      heapDir: options.heapDir,
       redis,
       redisClient,
       store: info,
@@ -151,6 +157,8 @@ export interface ProductSystem {
    */
   profileStart(): Promise<void>;
   profileEnd(label: string): Promise<void>;
+  /** Writes a heap snapshot of every replica as DIR/LABEL-REPLICA.heapsnapshot when the run asks for them. */
+  heapSnapshot(label: string): Promise<void>;
   /** Provisions the devices and issues their tokens with the project's helper, in order. */
   deviceTokens(deviceIds: string[]): Promise<string[]>;
   /** Adds a signed patch record to the catalog, as the last step of `fleet patch upload` does. */
@@ -242,6 +250,13 @@ export async function startProduct(context: BenchContext, name: string, replicas
         await controlReplica(pid, context.logDir, { command: 'profile-stop', file: join(dir, `${label}-${i + 1}.cpuprofile`) });
       }
     },
+    async heapSnapshot(label) {
+      const dir = context.heapDir;
+      if (!dir) return;
+      for (const [i, pid] of pids.entries()) {
+        await controlReplica(pid, context.logDir, { command: 'heap-snapshot', file: join(dir, `${label}-${i + 1}.heapsnapshot`) }, 120_000);
+      }
+    },
     async deviceTokens(deviceIds) {
       const issued = await issueDeviceTokens(state, tokens, deviceIds);
       return deviceIds.map((id) => issued.get(id) as string);
@@ -267,12 +282,12 @@ let commandId = 0;
  * Runs a command of the control preload (peers/control-preload.mjs) in a replica: writes the command file,
  * sends SIGUSR2 and waits for the reply file with the same id.
  */
-async function controlReplica(pid: number, dir: string, command: Record<string, string>): Promise<Record<string, unknown>> {
+async function controlReplica(pid: number, dir: string, command: Record<string, string>, timeoutMs = 10_000): Promise<Record<string, unknown>> {
   const id = ++commandId;
   const replyFile = join(dir, `reply-${pid}.json`);
   await writeFile(join(dir, `command-${pid}.json`), JSON.stringify({ id, ...command }));
   process.kill(pid, 'SIGUSR2');
-  for (let tries = 0; tries < 500; tries++) {
+  for (let tries = 0; tries < timeoutMs / 20; tries++) {
     await sleep(20);
     let reply: Record<string, unknown>;
     try {
@@ -284,7 +299,7 @@ async function controlReplica(pid: number, dir: string, command: Record<string, 
     if (typeof reply.error === 'string') throw new Error(`replica ${pid}: ${command.command} failed: ${reply.error}`);
     return reply;
   }
-  throw new Error(`replica ${pid} sent no reply to ${command.command} within 10 s: is ${controlPreload} loaded?`);
+  throw new Error(`replica ${pid} sent no reply to ${command.command} within ${timeoutMs / 1000} s: is ${controlPreload} loaded?`);
 }
 
 /** Puts `bytes` into the store under `key` and returns their SHA-256; the catalog gets it only with `release`. */

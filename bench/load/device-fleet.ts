@@ -457,7 +457,8 @@ async function finishUpdates(params: { barrierPatchId: string; timeoutMs: number
       finished += 1;
       wake();
     };
-    device.ws.send(progressText(offer, 'verifying'), progressText(offer, 'applying'), barrierText());
+    // The heartbeat keeps the lease alive for the check that follows, however long the device was quiet.
+    device.ws.send(HEARTBEAT, progressText(offer, 'verifying'), progressText(offer, 'applying'), barrierText());
   }
   await waitUntil(() => finished >= expected, params.timeoutMs, `waiting for ${expected} devices to report`, (w) => {
     wake = w;

@@ -7,11 +7,12 @@
 //                                        the collection empties but keeps
 //   { "command": "profile-start" }       starts a V8 CPU profile, as --cpu-prof would
 //   { "command": "profile-stop", "file" } stops it and writes the .cpuprofile to that file
+//   { "command": "heap-snapshot", "file" } writes a V8 heap snapshot to that file
 // Plain JavaScript because it loads before the TypeScript loader named on the backend's command line.
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
 import { join } from 'node:path';
-import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
+import { getHeapSpaceStatistics, setFlagsFromString, writeHeapSnapshot } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
 setFlagsFromString('--expose-gc');
@@ -61,6 +62,10 @@ function run(request) {
         session.disconnect();
         reply(request.id, err ? { error: err.message } : {});
       });
+      break;
+    case 'heap-snapshot':
+      writeHeapSnapshot(request.file);
+      reply(request.id, {});
       break;
     default:
       reply(request.id, { error: `unknown command ${request.command}` });

@@ -3,7 +3,8 @@ import type { FigureSeries } from '../lib/figures.ts';
 import { startRespWriter, startUwsHset } from '../lib/peers.ts';
 import { placeFor } from '../lib/placement.ts';
 import { startOne, startProduct, startTogether, type BenchContext, type ProductSystem } from '../lib/stack.ts';
-import { sleep } from '../lib/stats.ts';
+import { cpuSeconds } from '../lib/processes.ts';
+import { sleep, summarize } from '../lib/stats.ts';
 
 /**
  * Patch id of the progress report that ends each batch of ingest messages. No patch has this id, so the
@@ -74,7 +75,11 @@ export async function runIngest(context: BenchContext): Promise<FigureSeries[]> 
       context.progress(`ingest, repeat ${repeat + 1} of ${plan.repeats}`);
       placeFor(hset.pids);
       if (repeat === 0) await hsetPool.ingest(WARM_UP_MS, BARRIER_PATCH_ID);
+      const peerBefore = cpuOf(hset.pids, context.redis.pid);
       const peer = await hsetPool.ingest(plan.ingestMs, BARRIER_PATCH_ID);
+      const peerAfter = cpuOf(hset.pids, context.redis.pid);
+      record('uws-hset-server-us', ((peerAfter.server - peerBefore.server) * 1e6) / peer.messages);
+      record('uws-hset-redis-us', ((peerAfter.redis - peerBefore.redis) * 1e6) / peer.messages);
       record('uws-hset', peer.rate);
       context.progress(`  uWS + HSET: ${describe(peer)}`);
 
@@ -87,8 +92,12 @@ export async function runIngest(context: BenchContext): Promise<FigureSeries[]> 
         placeFor(fleet.product.pids);
         if (repeat === 0) await fleet.pool.ingest(WARM_UP_MS, BARRIER_PATCH_ID);
         await fleet.product.profileStart();
+        const cpuBefore = cpuOf(fleet.product.pids, context.redis.pid);
         const totals = await fleet.pool.ingest(plan.ingestMs, BARRIER_PATCH_ID);
+        const cpuAfter = cpuOf(fleet.product.pids, context.redis.pid);
         await fleet.product.profileEnd(`ingest-r${fleet.replicas}-${repeat + 1}`);
+        record(`r${fleet.replicas}-server-us`, ((cpuAfter.server - cpuBefore.server) * 1e6) / totals.messages);
+        record(`r${fleet.replicas}-redis-us`, ((cpuAfter.redis - cpuBefore.redis) * 1e6) / totals.messages);
         if (Object.keys(totals.errors).length > 0) throw new Error(`ingest-r${fleet.replicas}: ${describe(totals)}`);
         record(`r${fleet.replicas}`, totals.rate);
         context.progress(`  r${fleet.replicas}: ${describe(totals)}`);
@@ -119,8 +128,24 @@ export async function runIngest(context: BenchContext): Promise<FigureSeries[]> 
       { name: 'uWS + HSET per message', values: results.get('uws-hset') ?? [] },
       { name: 'raw pipelined RESP', values: results.get('resp') ?? [] },
     ],
-    details: { lostStatuses: lost.get(replicas) ?? -1 },
+    details: {
+      lostStatuses: lost.get(replicas) ?? -1,
+      // CPU time per message, medians over the repeats: the server process(es) and Redis.
+      serverCpuUsPerMessage: median(results.get(`r${replicas}-server-us`)),
+      redisCpuUsPerMessage: median(results.get(`r${replicas}-redis-us`)),
+      hsetPeerCpuUsPerMessage: median(results.get('uws-hset-server-us')),
+      hsetPeerRedisCpuUsPerMessage: median(results.get('uws-hset-redis-us')),
+    },
   }));
+}
+
+/** CPU seconds used so far by the server processes and by Redis. */
+function cpuOf(serverPids: number[], redisPid: number): { server: number; redis: number } {
+  return { server: serverPids.reduce((sum, pid) => sum + cpuSeconds(pid), 0), redis: cpuSeconds(redisPid) };
+}
+
+function median(values: number[] | undefined): number {
+  return values && values.length > 0 ? Math.round(summarize(values).median * 10) / 10 : -1;
 }
 
 /**

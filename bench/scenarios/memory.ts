@@ -29,6 +29,7 @@ interface System {
   memoryAfterGc(reducerWaitMs: number): Promise<MemoryReading>;
   profileStart(): Promise<void>;
   profileEnd(label: string): Promise<void>;
+  heapSnapshot(label: string): Promise<void>;
 }
 
 /**
@@ -74,6 +75,7 @@ export async function runMemory(context: BenchContext): Promise<FigureSeries[]> 
         memoryAfterGc: (reducerWaitMs) => bare.memoryAfterGc(reducerWaitMs),
         profileStart: async () => undefined,
         profileEnd: async () => undefined,
+        heapSnapshot: async () => undefined,
       });
       plan.replicaCounts.forEach((replicas, i) => {
         const product = products[i] as ProductSystem;
@@ -87,6 +89,7 @@ export async function runMemory(context: BenchContext): Promise<FigureSeries[]> 
           memoryAfterGc: (reducerWaitMs) => product.memoryAfterGc(reducerWaitMs),
           profileStart: () => product.profileStart(),
           profileEnd: (label) => product.profileEnd(label),
+          heapSnapshot: (label) => product.heapSnapshot(label),
         });
       });
 
@@ -104,6 +107,7 @@ export async function runMemory(context: BenchContext): Promise<FigureSeries[]> 
       }
       await sleep(plan.heartbeatS * 1000 + 1000);
       const baselines = await stableReadings(systems, plan.memoryReadingMs);
+      for (const system of systems) await system.heapSnapshot(`memory-${system.name}-${BASELINE_DEVICES}-${repeat + 1}`);
       systems.forEach((system, i) => {
         const reading = baselines[i] as MemoryReading;
         baseline.set(system, reading);
@@ -132,6 +136,7 @@ export async function runMemory(context: BenchContext): Promise<FigureSeries[]> 
         // Every device sends its first heartbeat within one interval.
         await sleep(plan.heartbeatS * 1000 + 1000);
         const readings = await readAll(systems, plan.memoryReadingMs);
+        for (const system of systems) await system.heapSnapshot(`memory-${system.name}-${devices}-${repeat + 1}`);
         for (const [i, system] of systems.entries()) {
           await system.pool.checkHealthy();
           const reading = readings[i] as MemoryReading;
