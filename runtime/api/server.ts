@@ -23,7 +23,7 @@ export interface OperatorApi {
 }
 
 /**
- * Shares one fleet summary among callers: a computation in progress is joined, not repeated, and a result is
+ * Shares one fleet summary among callers. A computation in progress is joined, not repeated. A result is
  * reused for a second, or for as long as it took to compute when that was longer, so slow summaries on a
  * large fleet never pile up.
  */
@@ -53,7 +53,7 @@ function cachedSummary(services: ReplicaServices): () => Promise<FleetSummary> {
 
 /**
  * The operator HTTP API, the dashboard and /metrics, on their own port of the replica process. Every /v1
- * route needs an operator token; the route table says which role.
+ * route needs an operator token, and the route table sets the least role.
  */
 export async function startOperatorApi(native: typeof uWS, services: ReplicaServices, log: Logger): Promise<OperatorApi> {
   const { config } = services;
@@ -97,7 +97,7 @@ export async function startOperatorApi(native: typeof uWS, services: ReplicaServ
       if (route.body === 'json') json = readJsonBody(reply, MAX_JSON_BODY);
       if (route.body === 'stream') {
         const length = Number(headers['content-length']);
-        // Claimed now, checked after the token: the pause in streamBody holds the bytes back meanwhile.
+        // Claimed now and checked after the token; meanwhile the pause in streamBody keeps the bytes back.
         if (headers['content-length'] && Number.isInteger(length) && length >= 0) body = { stream: streamBody(reply, length), length };
       }
       void handle(route, reply, { headers, params, query, json, body });
