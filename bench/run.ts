@@ -1,6 +1,6 @@
 /**
  * Benchmark harness: `npm run bench` (full run, about 20 minutes on 2 cores) or `npm run bench -- --quick`
- * (a smoke run of a minute or two). Starts everything it measures on 127.0.0.1: a private Redis, the patch
+ * (a smoke run of about 3 minutes). Starts everything it measures on 127.0.0.1: a private Redis, the patch
  * store, the backend, the yardstick peers and the load generators. docs/benchmarks.md explains each figure.
  */
 import './lib/quiet-sdk.ts';
@@ -28,7 +28,7 @@ const SCENARIOS: Record<string, (context: BenchContext) => Promise<FigureSeries[
 };
 
 const USAGE = `usage: npm run bench -- [--quick] [--json] [--only NAMES] [--cpu-prof DIR]
-  --quick         smaller fleets and one repeat: a smoke run of a minute or two
+  --quick         smaller fleets and one repeat: a smoke run of about 3 minutes
   --json          print every figure as JSON on the last line of the output
   --only NAMES    comma-separated scenarios to run: ${Object.keys(SCENARIOS).join(', ')}
   --cpu-prof DIR  write V8 CPU profiles of the backend replicas into DIR, one per measured window

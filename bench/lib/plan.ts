@@ -13,6 +13,9 @@ export interface Plan {
   memorySteps: number[];
   /** How long a memory reading waits for V8's memory reducer after a full GC, in ms (see lowestMemory). */
   memoryReadingMs: number;
+  /** Devices connected and closed once before the memory baseline, and the baseline readings at most. */
+  memoryWarmUpDevices: number;
+  memoryBaselineRounds: number;
   /** Fleet sizes of the fan-out figure. */
   fanoutSteps: number[];
   /** Devices sending messages in the ingest figure, and how long each ingest measurement runs. */
@@ -35,10 +38,12 @@ export function makePlan(quick: boolean): Plan {
       heartbeatS: 2,
       memorySteps: [1000, 3000],
       memoryReadingMs: 9000,
-      fanoutSteps: [1000, 3000],
+      memoryWarmUpDevices: 1000,
+      memoryBaselineRounds: 2,
+      fanoutSteps: [1000, 2000],
       ingestDevices: 1000,
-      ingestMs: 2000,
-      rolloutDevices: 500,
+      ingestMs: 1500,
+      rolloutDevices: 300,
       patchBytes: 1024 * 1024,
       downloadSlots: 64,
     };
@@ -51,6 +56,8 @@ export function makePlan(quick: boolean): Plan {
     heartbeatS: 5,
     memorySteps: [1000, 5000, 15_000],
     memoryReadingMs: 9000,
+    memoryWarmUpDevices: 2000,
+    memoryBaselineRounds: 5,
     fanoutSteps: [1000, 5000, 10_000],
     ingestDevices: 2000,
     ingestMs: 4000,

@@ -12,9 +12,6 @@ import { sleep, summarize } from '../lib/stats.ts';
  */
 const BASELINE_DEVICES = 200;
 
-/** Devices connected and closed once before the baseline, so that first-use allocations are not counted. */
-const WARM_UP_DEVICES = 2000;
-
 /** Baseline readings of a process that differ by less than this are taken as settled. */
 const SETTLED_BYTES = 1024 * 1024;
 
@@ -95,7 +92,7 @@ export async function runMemory(context: BenchContext): Promise<FigureSeries[]> 
 
       for (const system of systems) {
         placeFor(system.pids);
-        await system.pool.grow(WARM_UP_DEVICES, { urls: system.urls, heartbeatS: plan.heartbeatS, tokens: system.tokens });
+        await system.pool.grow(plan.memoryWarmUpDevices, { urls: system.urls, heartbeatS: plan.heartbeatS, tokens: system.tokens });
       }
       await sleep(plan.heartbeatS * 1000 + 1000);
       for (const system of systems) await system.pool.closeDevices();
@@ -106,7 +103,7 @@ export async function runMemory(context: BenchContext): Promise<FigureSeries[]> 
         await system.pool.grow(BASELINE_DEVICES, { urls: system.urls, heartbeatS: plan.heartbeatS, tokens: system.tokens });
       }
       await sleep(plan.heartbeatS * 1000 + 1000);
-      const baselines = await stableReadings(systems, plan.memoryReadingMs);
+      const baselines = await stableReadings(systems, plan.memoryReadingMs, plan.memoryBaselineRounds);
       for (const system of systems) await system.heapSnapshot(`memory-${system.name}-${BASELINE_DEVICES}-${repeat + 1}`);
       systems.forEach((system, i) => {
         const reading = baselines[i] as MemoryReading;
@@ -207,12 +204,12 @@ async function readAll(systems: System[], reducerWaitMs: number): Promise<Memory
 
 /**
  * Reads the baselines, repeated until each system's reading changed by less than SETTLED_BYTES per
- * process (at most five rounds), so that memory a fresh process gives back late does not count as
+ * process (at most `rounds` readings), so that memory a fresh process gives back late does not count as
  * memory the devices took.
  */
-async function stableReadings(systems: System[], reducerWaitMs: number): Promise<MemoryReading[]> {
+async function stableReadings(systems: System[], reducerWaitMs: number, rounds: number): Promise<MemoryReading[]> {
   let previous = await readAll(systems, reducerWaitMs);
-  for (let round = 1; round < 5; round++) {
+  for (let round = 1; round < rounds; round++) {
     const current = await readAll(systems, reducerWaitMs);
     const settled = systems.every((system, i) => {
       const before = previous[i] as MemoryReading;
