@@ -67,6 +67,8 @@ test('SIGKILL of one of three replicas mid-rollout loses nothing', async (t) => 
   await release(setup, 'kill-a.bin', 400_000);
   await fleet.waitFor((s) => (s.applied['kill-a.bin'] ?? 0) >= 50);
   await setup.cluster.killReplica(0);
+  // The cameras of the killed replica reconnect elsewhere, whether or not they had finished the patch.
+  await fleet.waitFor((s) => s.reconnects > 0 && s.online === s.total);
   await fleet.waitFor(everyCameraApplied(['kill-a.bin']));
   t.true(fleet.stats().reconnects > 0);
   await assertInvariants(t, setup, fleet, ['kill-a.bin']);

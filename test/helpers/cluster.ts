@@ -50,7 +50,9 @@ export async function startTestCluster(
     FLEET_SWEEP_INTERVAL_MS: '300',
     FLEET_DRAIN_MS: '2000',
     FLEET_UNREADY_DELAY_MS: '1000',
-    FLEET_SHUTDOWN_TIMEOUT_MS: '10000',
+    // Far above drain plus the unready delay, so a slow machine never reaches the hard stop, which would
+    // cut connections without a close frame.
+    FLEET_SHUTDOWN_TIMEOUT_MS: '30000',
     LOG_LEVEL: 'info',
     ...securityEnv(),
     ...options.env,
