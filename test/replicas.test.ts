@@ -17,6 +17,9 @@ async function startFleet(t: ExecutionContext, setup: TestCluster, count: number
     applyMs: 50,
     connectsPerSecond: 1000,
     backoffCapMs: 2000,
+    // A loaded test machine can take seconds to welcome a burst of reconnects; a camera that gave up would
+    // drop its socket and show 1006, which is not what these tests look for.
+    welcomeTimeoutMs: 60_000,
     signingPublicKey: TEST_SECURITY.publicKey,
     tokenFor: (id) => tokens.get(id) ?? '',
   });
