@@ -17,7 +17,9 @@ export interface BackendProcess {
   kill(): Promise<void>;
 }
 
-const cliEntry = fileURLToPath(new URL('../cli/main.ts', import.meta.url));
+// From source this module is main.ts's sibling in TypeScript, run through tsx; from a build both are .js.
+const runningFromSource = import.meta.url.endsWith('.ts');
+const cliEntry = fileURLToPath(new URL(runningFromSource ? '../cli/main.ts' : '../cli/main.js', import.meta.url));
 
 /**
  * Starts `fleet serve` as a child process on a free loopback port and waits until /readyz answers 200.
@@ -30,8 +32,7 @@ export async function startBackendProcess(
 ): Promise<BackendProcess> {
   port ??= await freePort();
   const apiPort = await freePort();
-  const runningFromSource = cliEntry.endsWith('.ts');
-  const args = runningFromSource ? ['--import', 'tsx', cliEntry, 'serve'] : [cliEntry.replace(/\.ts$/, '.js'), 'serve'];
+  const args = runningFromSource ? ['--import', 'tsx', cliEntry, 'serve'] : [cliEntry, 'serve'];
   const log = createWriteStream(logFile, { flags: 'a' });
   const child = spawn(process.execPath, args, {
     env: {
