@@ -15,7 +15,7 @@ export interface HandlerSettings {
   security: { enrollment: 'provisioned' | 'auto' };
 }
 
-/** What a handler may know and change about the connection it serves. */
+/** Connection state that a handler may read and change. */
 export interface Session {
   readonly connectionId: string;
   readonly sessionId: string;

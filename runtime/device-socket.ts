@@ -29,7 +29,7 @@ function reject(res: HttpResponse, status: string, code: UpgradeRejection, messa
  */
 export function deviceSocketBehavior(services: ReplicaServices): WebSocketBehavior<SocketData> {
   const clientAddress = (remote: ArrayBuffer, forwardedFor: string) => {
-    // Behind a proxy every device shares the proxy's address; the last X-Forwarded-For entry is the one
+    // Behind a proxy every device shares the proxy's address. The last X-Forwarded-For entry is the one
     // the proxy itself added, so only that one is trusted, and only when configured.
     if (config.security.trustForwardedFor && forwardedFor) return forwardedFor.split(',').pop()?.trim() ?? '';
     return Buffer.from(remote).toString();

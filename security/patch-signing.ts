@@ -1,6 +1,6 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
 
-/** What an operator signs for a patch: everything a device checks before applying it. */
+/** Patch fields an operator signs: everything a device checks before applying it. */
 export interface PatchManifest {
   id: string;
   name: string;

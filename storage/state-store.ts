@@ -138,8 +138,8 @@ export class StateStore {
   }
 
   /**
-   * Invalidates every token issued for the device so far and tells the replicas to close its connection;
-   * returns the new generation.
+   * Invalidates every token issued for the device so far and publishes a `revoked` event, so the replicas
+   * close its connection. Returns the new generation.
    */
   async revokeDeviceTokens(deviceId: string): Promise<number> {
     const generation = await this.redis.hincrby(this.keys.device(deviceId), 'token_generation', 1);
@@ -147,7 +147,7 @@ export class StateStore {
     return generation;
   }
 
-  /** What the upgrade check needs: enrollment (null for an unknown device) and the token generation. */
+  /** Returns what the upgrade check needs: enrollment (null for an unknown device) and the token generation. */
   async deviceAuth(deviceId: string): Promise<{ enrollment: Enrollment | null; generation: number }> {
     const [enrollment, generation] = await this.redis.hmget(this.keys.device(deviceId), 'enrollment', 'token_generation');
     return { enrollment: (enrollment as Enrollment | null) ?? null, generation: Number(generation ?? 0) };
@@ -360,7 +360,7 @@ export class StateStore {
   }
 
   /**
-   * Retires a patch: it stays in the catalog and the bucket, but nobody is offered it again. Devices in the
+   * Retires a patch: it stays in the catalog and the bucket, but no device is offered it again. Devices in the
    * middle of it finish and report as usual. Returns false when there is no such patch.
    */
   async retirePatch(patchId: string): Promise<boolean> {
@@ -379,7 +379,7 @@ export class StateStore {
     return raw.map((line) => JSON.parse(line) as TimelineEntry);
   }
 
-  /** Takes a lock for `ttlMs` if nobody holds it. Used for work one replica at a time should do. */
+  /** Takes a lock for `ttlMs` unless another owner has it. Used for work one replica at a time should do. */
   async tryLock(name: string, owner: string, ttlMs: number): Promise<boolean> {
     return (await this.redis.set(this.keys.lock(name), owner, 'PX', ttlMs, 'NX')) === 'OK';
   }
