@@ -172,14 +172,15 @@ export function deviceSocketBehavior(services: ReplicaServices): WebSocketBehavi
       ws.getUserData().connection?.flush();
     },
 
-    close: (ws, code) => {
+    close: (ws, code, message) => {
       const connection = ws.getUserData().connection;
       if (!connection) return;
       connection.markClosed();
       registry.open.delete(connection);
       services.metrics.connectionClosed();
       const { deviceId, sessionId } = connection.session;
-      connection.log.debug({ code }, 'connection closed');
+      // For 1006 uWebSockets.js names the cause here, such as a too large frame or a TCP FIN without a close frame.
+      connection.log.debug({ code, reason: Buffer.from(message).toString() }, 'connection closed');
       if (deviceId === null) return;
       registry.unbind(deviceId, connection);
       services.state.releasePresence(deviceId, sessionId).catch((err: unknown) => {

@@ -2,7 +2,12 @@ import test from 'ava';
 import { CLOSE_CODES } from '../protocol/close-codes.ts';
 import { startBackend } from './helpers/backend.ts';
 
-test('invalid JSON gets invalid_json and the connection stays open', async (t) => {
+// The tests of this file run one after another. Run side by side, each with its own replica in this one
+// process, a connection that one replica ends now and then takes down a connection another replica has just
+// accepted (1006 with no reason on both ends; see "Known gaps" in docs/reliability.md). Bare test devices
+// do not reconnect, so that would fail a test that is not about it.
+
+test.serial('invalid JSON gets invalid_json and the connection stays open', async (t) => {
   const backend = await startBackend(t);
   const device = await backend.connect('cam_valid_1');
   device.sendRaw('{not json');
@@ -15,7 +20,7 @@ test('invalid JSON gets invalid_json and the connection stays open', async (t) =
   device.close();
 });
 
-test('unknown type gets unknown_type', async (t) => {
+test.serial('unknown type gets unknown_type', async (t) => {
   const backend = await startBackend(t);
   const device = await backend.connect('cam_any');
   device.send({ type: 'reboot_now' });
@@ -25,7 +30,7 @@ test('unknown type gets unknown_type', async (t) => {
   device.close();
 });
 
-test('wrong field types get invalid_message naming the field', async (t) => {
+test.serial('wrong field types get invalid_message naming the field', async (t) => {
   const backend = await startBackend(t);
   const device = await backend.connect('cam_any');
   device.send({ type: 'hello', protocol: 1, deviceId: 'cam_1', model: 42, firmware: '1', patches: [] });
@@ -42,7 +47,7 @@ test('wrong field types get invalid_message naming the field', async (t) => {
   device.close();
 });
 
-test('non-object JSON gets invalid_message', async (t) => {
+test.serial('non-object JSON gets invalid_message', async (t) => {
   const backend = await startBackend(t);
   const device = await backend.connect('cam_any');
   for (const raw of ['[]', '42', 'null', '"hello"']) {
@@ -53,7 +58,7 @@ test('non-object JSON gets invalid_message', async (t) => {
   device.close();
 });
 
-test('prototype keys in JSON are rejected and pollute nothing', async (t) => {
+test.serial('prototype keys in JSON are rejected and pollute nothing', async (t) => {
   const backend = await startBackend(t);
   const device = await backend.connect('cam_any');
   device.sendRaw('{"type":"heartbeat","__proto__":{"polluted":true}}');
@@ -63,7 +68,7 @@ test('prototype keys in JSON are rejected and pollute nothing', async (t) => {
   device.close();
 });
 
-test('binary frames get binary_not_supported', async (t) => {
+test.serial('binary frames get binary_not_supported', async (t) => {
   const backend = await startBackend(t);
   const device = await backend.connect('cam_any');
   device.sendRaw(Buffer.from([1, 2, 3]), true);
@@ -72,7 +77,7 @@ test('binary frames get binary_not_supported', async (t) => {
   device.close();
 });
 
-test('messages before hello get hello_required', async (t) => {
+test.serial('messages before hello get hello_required', async (t) => {
   const backend = await startBackend(t);
   const device = await backend.connect('cam_any');
   device.send({ type: 'heartbeat' });
@@ -82,7 +87,7 @@ test('messages before hello get hello_required', async (t) => {
   device.close();
 });
 
-test('a hello claiming another id than the token is rejected', async (t) => {
+test.serial('a hello claiming another id than the token is rejected', async (t) => {
   const backend = await startBackend(t);
   const device = await backend.connect('cam_first');
   device.hello('cam_first');
@@ -94,7 +99,7 @@ test('a hello claiming another id than the token is rejected', async (t) => {
   t.is(await backend.state.getDevice('cam_second'), null);
 });
 
-test('oversized frame gets message_too_large and the connection stays', async (t) => {
+test.serial('oversized frame gets message_too_large and the connection stays', async (t) => {
   const backend = await startBackend(t, { FLEET_MAX_PAYLOAD_BYTES: '2048' });
   const device = await backend.connect('cam_big_1');
   device.sendRaw(JSON.stringify({ type: 'heartbeat', pad: 'x'.repeat(4096) }));
@@ -105,7 +110,7 @@ test('oversized frame gets message_too_large and the connection stays', async (t
   device.close();
 });
 
-test('frame over four times the limit drops the connection', async (t) => {
+test.serial('frame over four times the limit drops the connection', async (t) => {
   const backend = await startBackend(t, { FLEET_MAX_PAYLOAD_BYTES: '2048' });
   const device = await backend.connect('cam_any');
   device.sendRaw(JSON.stringify({ type: 'heartbeat', pad: 'x'.repeat(9000) }));
@@ -113,14 +118,14 @@ test('frame over four times the limit drops the connection', async (t) => {
   t.is(code, 1006);
 });
 
-test('no hello in time closes with hello_timeout', async (t) => {
+test.serial('no hello in time closes with hello_timeout', async (t) => {
   const backend = await startBackend(t, { FLEET_HELLO_TIMEOUT_MS: '300' });
   const device = await backend.connect('cam_any');
   const { code } = await device.closed;
   t.is(code, CLOSE_CODES.hello_timeout.code);
 });
 
-test('a stream of invalid messages closes with too_many_errors', async (t) => {
+test.serial('a stream of invalid messages closes with too_many_errors', async (t) => {
   const backend = await startBackend(t);
   const device = await backend.connect('cam_any');
   for (let i = 0; i < 25; i++) device.sendRaw('garbage');

@@ -8,8 +8,10 @@ import type { ServerMessage } from '../../protocol/messages.ts';
 export class RawDevice {
   readonly received: ServerMessage[] = [];
   readonly closed: Promise<{ code: number; reason: string }>;
-  private waiters: { type: string; resolve: (m: ServerMessage) => void }[] = [];
+  private waiters: { type: string; resolve: (m: ServerMessage) => void; reject: (err: Error) => void }[] = [];
   private cursor = new Map<string, number>();
+  private closedWith: { code: number; reason: string } | null = null;
+  private lastError: Error | null = null;
 
   private constructor(readonly socket: WebSocket) {
     socket.on('message', (data) => {
@@ -22,8 +24,17 @@ export class RawDevice {
         return false;
       });
     });
+    socket.on('error', (err) => {
+      this.lastError = err;
+    });
     this.closed = new Promise((resolve) => {
-      socket.on('close', (code, reason) => resolve({ code, reason: reason.toString() }));
+      socket.on('close', (code, reasonBuffer) => {
+        const closed = { code, reason: reasonBuffer.toString() };
+        this.closedWith = closed;
+        // A message that has not come by now never will: fail the waiting test instead of leaving it hanging.
+        for (const waiter of this.waiters.splice(0)) waiter.reject(this.closedError(waiter.type));
+        resolve(closed);
+      });
     });
   }
 
@@ -57,9 +68,17 @@ export class RawDevice {
       this.take(type);
       return Promise.resolve(ready as Extract<ServerMessage, { type: T }>);
     }
-    return new Promise((resolve) => {
-      this.waiters.push({ type, resolve: resolve as (m: ServerMessage) => void });
+    if (this.closedWith) return Promise.reject(this.closedError(type));
+    return new Promise((resolve, reject) => {
+      this.waiters.push({ type, resolve: resolve as (m: ServerMessage) => void, reject });
     });
+  }
+
+  private closedError(type: string): Error {
+    const { code, reason } = this.closedWith ?? { code: 0, reason: '' };
+    const got = this.received.map((m) => (m.type === 'error' ? `error:${m.code}` : m.type)).join(', ') || 'nothing';
+    const error = this.lastError ? `, socket error: ${this.lastError.message}` : '';
+    return new Error(`connection closed (${code} ${reason}) while waiting for ${type}; received: ${got}${error}`);
   }
 
   private take(type: string): void {

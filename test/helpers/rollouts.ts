@@ -55,7 +55,12 @@ export async function finish(device: RawDevice, offer: OfferMessage, outcome: 'a
       ? { type: 'result', patchId: offer.patchId, attempt: offer.attempt, outcome }
       : { type: 'result', patchId: offer.patchId, attempt: offer.attempt, outcome: 'failed', reason: outcome },
   );
-  while (device.received.filter((m) => m.type === 'result_ack').length <= acks) await sleep(10);
+  while (device.received.filter((m) => m.type === 'result_ack').length <= acks) {
+    if (device.socket.readyState === device.socket.CLOSED) {
+      throw new Error(`connection closed before the result of ${offer.patchId} attempt ${offer.attempt} was acknowledged`);
+    }
+    await sleep(10);
+  }
 }
 
 /** Creates a rollout through the same path as the API and the CLI. */
