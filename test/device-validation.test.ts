@@ -2,10 +2,10 @@ import test from 'ava';
 import { CLOSE_CODES } from '../protocol/close-codes.ts';
 import { startBackend } from './helpers/backend.ts';
 
-// The tests of this file run one after another. Run side by side, each with its own replica in this one
-// process, a connection that one replica ends now and then takes down a connection another replica has just
-// accepted (1006 with no reason on both ends; see "Known gaps" in docs/reliability.md). Bare test devices
-// do not reconnect, so that would fail a test that is not about it.
+// The tests of this file run one after another. With a dozen replicas upgrading devices at once in this one
+// process, the uWebSockets.js build now and then closes a WebSocket right after its async upgrade (see
+// "Known gaps" in docs/reliability.md). Bare test devices do not reconnect, so that would fail a test that is
+// not about it.
 
 test.serial('invalid JSON gets invalid_json and the connection stays open', async (t) => {
   const backend = await startBackend(t);
