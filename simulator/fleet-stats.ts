@@ -20,6 +20,8 @@ export interface FleetStats {
   disconnects: number;
   /** Per close code, how many socket closes had it. */
   closeCodes: Record<string, number>;
+  /** Per close code, closes of connections that had been welcomed; drops during the upgrade are not here. */
+  onlineCloseCodes: Record<string, number>;
   /** Per patch id, cameras that applied it, counting patches applied before the run. */
   applied: Record<string, number>;
   /** Per patch id, failed attempts reported. */
@@ -56,6 +58,7 @@ export class FleetCounters {
       reconnects: 0,
       disconnects: 0,
       closeCodes: {},
+      onlineCloseCodes: {},
       applied: {},
       failed: {},
       duplicates: 0,
@@ -76,6 +79,7 @@ export class FleetCounters {
       if (event.wasOnline) this.totals.online -= 1;
       this.totals.disconnects += 1;
       increment(this.totals.closeCodes, String(event.code));
+      if (event.wasOnline) increment(this.totals.onlineCloseCodes, String(event.code));
     },
     applied: (event) => {
       if (event.applyCount > 1) this.totals.duplicates += 1;
@@ -118,6 +122,7 @@ export class FleetCounters {
     return {
       ...totals,
       closeCodes: { ...totals.closeCodes },
+      onlineCloseCodes: { ...totals.onlineCloseCodes },
       applied: { ...totals.applied },
       failed: { ...totals.failed },
       serverErrors: { ...totals.serverErrors },

@@ -87,7 +87,10 @@ test('SIGTERM drain sends only the reconnect code and the rollout completes', as
   await setup.cluster.stopReplica(0);
   await fleet.waitFor(everyCameraApplied(['drain-a.bin']));
   const stats = fleet.stats();
-  t.deepEqual(Object.keys(stats.closeCodes), ['4000']);
+  t.deepEqual(Object.keys(stats.onlineCloseCodes), ['4000'], 'every welcomed connection ended with the reconnect code');
+  // A reconnect can also drop right after its upgrade with 1006 (uWebSockets.js, see Known gaps in
+  // docs/reliability.md); the camera then connects again.
+  t.deepEqual(Object.keys(stats.closeCodes).filter((code) => code !== '4000' && code !== '1006'), []);
   t.deepEqual(stats.serverErrors, {});
   t.is(stats.stoppedByServer, 0);
   await assertInvariants(t, setup, fleet, ['drain-a.bin']);
