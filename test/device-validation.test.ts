@@ -2,12 +2,7 @@ import test from 'ava';
 import { CLOSE_CODES } from '../protocol/close-codes.ts';
 import { startBackend } from './helpers/backend.ts';
 
-// The tests of this file run one after another. With a dozen replicas upgrading devices at once in this one
-// process, the uWebSockets.js build now and then closes a WebSocket right after its async upgrade (see
-// "Known gaps" in docs/reliability.md). Bare test devices do not reconnect, so that would fail a test that is
-// not about it.
-
-test.serial('invalid JSON gets invalid_json and the connection stays open', async (t) => {
+test('invalid JSON gets invalid_json and the connection stays open', async (t) => {
   const backend = await startBackend(t);
   const device = await backend.connect('cam_valid_1');
   device.sendRaw('{not json');
@@ -20,7 +15,7 @@ test.serial('invalid JSON gets invalid_json and the connection stays open', asyn
   device.close();
 });
 
-test.serial('unknown type gets unknown_type', async (t) => {
+test('unknown type gets unknown_type', async (t) => {
   const backend = await startBackend(t);
   const device = await backend.connect('cam_any');
   device.send({ type: 'reboot_now' });
@@ -30,7 +25,7 @@ test.serial('unknown type gets unknown_type', async (t) => {
   device.close();
 });
 
-test.serial('wrong field types get invalid_message naming the field', async (t) => {
+test('wrong field types get invalid_message naming the field', async (t) => {
   const backend = await startBackend(t);
   const device = await backend.connect('cam_any');
   device.send({ type: 'hello', protocol: 1, deviceId: 'cam_1', model: 42, firmware: '1', patches: [] });
@@ -47,7 +42,7 @@ test.serial('wrong field types get invalid_message naming the field', async (t) 
   device.close();
 });
 
-test.serial('non-object JSON gets invalid_message', async (t) => {
+test('non-object JSON gets invalid_message', async (t) => {
   const backend = await startBackend(t);
   const device = await backend.connect('cam_any');
   for (const raw of ['[]', '42', 'null', '"hello"']) {
@@ -58,7 +53,7 @@ test.serial('non-object JSON gets invalid_message', async (t) => {
   device.close();
 });
 
-test.serial('prototype keys in JSON are rejected and pollute nothing', async (t) => {
+test('prototype keys in JSON are rejected and pollute nothing', async (t) => {
   const backend = await startBackend(t);
   const device = await backend.connect('cam_any');
   device.sendRaw('{"type":"heartbeat","__proto__":{"polluted":true}}');
@@ -68,7 +63,7 @@ test.serial('prototype keys in JSON are rejected and pollute nothing', async (t)
   device.close();
 });
 
-test.serial('binary frames get binary_not_supported', async (t) => {
+test('binary frames get binary_not_supported', async (t) => {
   const backend = await startBackend(t);
   const device = await backend.connect('cam_any');
   device.sendRaw(Buffer.from([1, 2, 3]), true);
@@ -77,7 +72,7 @@ test.serial('binary frames get binary_not_supported', async (t) => {
   device.close();
 });
 
-test.serial('messages before hello get hello_required', async (t) => {
+test('messages before hello get hello_required', async (t) => {
   const backend = await startBackend(t);
   const device = await backend.connect('cam_any');
   device.send({ type: 'heartbeat' });
@@ -87,7 +82,7 @@ test.serial('messages before hello get hello_required', async (t) => {
   device.close();
 });
 
-test.serial('a hello claiming another id than the token is rejected', async (t) => {
+test('a hello claiming another id than the token is rejected', async (t) => {
   const backend = await startBackend(t);
   const device = await backend.connect('cam_first');
   device.hello('cam_first');
@@ -99,7 +94,7 @@ test.serial('a hello claiming another id than the token is rejected', async (t) 
   t.is(await backend.state.getDevice('cam_second'), null);
 });
 
-test.serial('oversized frame gets message_too_large and the connection stays', async (t) => {
+test('oversized frame gets message_too_large and the connection stays', async (t) => {
   const backend = await startBackend(t, { FLEET_MAX_PAYLOAD_BYTES: '2048' });
   const device = await backend.connect('cam_big_1');
   device.sendRaw(JSON.stringify({ type: 'heartbeat', pad: 'x'.repeat(4096) }));
@@ -110,7 +105,7 @@ test.serial('oversized frame gets message_too_large and the connection stays', a
   device.close();
 });
 
-test.serial('frame over four times the limit drops the connection', async (t) => {
+test('frame over four times the limit drops the connection', async (t) => {
   const backend = await startBackend(t, { FLEET_MAX_PAYLOAD_BYTES: '2048' });
   const device = await backend.connect('cam_any');
   device.sendRaw(JSON.stringify({ type: 'heartbeat', pad: 'x'.repeat(9000) }));
@@ -118,14 +113,14 @@ test.serial('frame over four times the limit drops the connection', async (t) =>
   t.is(code, 1006);
 });
 
-test.serial('no hello in time closes with hello_timeout', async (t) => {
+test('no hello in time closes with hello_timeout', async (t) => {
   const backend = await startBackend(t, { FLEET_HELLO_TIMEOUT_MS: '300' });
   const device = await backend.connect('cam_any');
   const { code } = await device.closed;
   t.is(code, CLOSE_CODES.hello_timeout.code);
 });
 
-test.serial('a stream of invalid messages closes with too_many_errors', async (t) => {
+test('a stream of invalid messages closes with too_many_errors', async (t) => {
   const backend = await startBackend(t);
   const device = await backend.connect('cam_any');
   for (let i = 0; i < 25; i++) device.sendRaw('garbage');

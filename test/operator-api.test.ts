@@ -14,6 +14,7 @@ interface Call {
 async function call(backend: TestBackend, token: string | null, method: string, path: string, init: RequestInit = {}): Promise<Call> {
   const headers = new Headers(init.headers);
   if (token) headers.set('authorization', `Bearer ${token}`);
+  if (typeof init.body === 'string' && !headers.has('content-type')) headers.set('content-type', 'application/json');
   const response = await fetch(`${backend.apiUrl}${path}`, { ...init, method, headers });
   const text = await response.text();
   return { status: response.status, body: text ? JSON.parse(text) : {} };
@@ -113,6 +114,30 @@ test('bad uploads get clear errors and store nothing', async (t) => {
   t.is(badId.body.error?.code, 'invalid_patch_id');
   t.deepEqual(await backend.bucket.list(), []);
   t.deepEqual(await backend.state.catalog(), []);
+});
+
+test('malformed API requests get clear errors', async (t) => {
+  const backend = await startBackend(t);
+  const operator = await backend.operatorToken('operator');
+  const anonymous = await call(backend, null, 'POST', '/v1/rollouts', { body: '{bad' });
+  t.is(anonymous.status, 401);
+  const badJson = await call(backend, operator, 'POST', '/v1/rollouts', { body: '{bad' });
+  t.is(badJson.body.error?.code, 'invalid_request');
+  const huge = await call(backend, null, 'POST', '/v1/rollouts', { body: JSON.stringify({ pad: 'x'.repeat(70_000) }) });
+  t.is(huge.status, 401);
+  const hugeAuthorized = await call(backend, operator, 'POST', '/v1/rollouts', { body: JSON.stringify({ pad: 'x'.repeat(70_000) }) });
+  t.is(hugeAuthorized.body.error?.code, 'payload_too_large');
+  const badEscape = await call(backend, operator, 'GET', '/v1/patches/%ZZ');
+  t.is(badEscape.body.error?.code, 'invalid_request');
+  const cutEscape = await call(backend, null, 'GET', '/v1/rollouts/%E0%A4%A');
+  t.is(cutEscape.status, 401);
+  const plainText = await call(backend, operator, 'POST', '/v1/rollouts', {
+    body: JSON.stringify({ patchId: 'text-1.bin' }),
+    headers: { 'content-type': 'text/plain' },
+  });
+  t.is(plainText.body.error?.code, 'unsupported_media_type');
+  const after = await call(backend, operator, 'GET', '/v1/patches');
+  t.is(after.status, 200);
 });
 
 test('device list filters, paginates and rejects bad cursors', async (t) => {

@@ -4,11 +4,6 @@ import { startBackend, type TestBackend } from './helpers/backend.ts';
 import type { RawDevice } from './helpers/device-client.ts';
 import { createRollout, finish, offersOf, readRollout, sleep, until, welcomeAll } from './helpers/rollouts.ts';
 
-// The tests of this file run one after another. With a dozen replicas upgrading devices at once in this one
-// process, the uWebSockets.js build now and then closes a WebSocket right after its async upgrade (see
-// "Known gaps" in docs/reliability.md). Bare test devices do not reconnect, so that would fail a test that is
-// not about it.
-
 /**
  * Applies the next `count` offers the device gets, waiting as long as each takes, then gives the backend half a
  * second to send one more, which would be wrong. Returns the patch ids in the order they came.
@@ -29,7 +24,7 @@ async function release(backend: TestBackend, ids: string[]): Promise<void> {
   for (const id of ids) await backend.upload(id, randomBytes(500));
 }
 
-test.serial('returning device gets patches in catalog order', async (t) => {
+test('returning device gets patches in catalog order', async (t) => {
   const backend = await startBackend(t);
   const [away] = await welcomeAll(backend, ['cam_away_1']);
   away?.close();
@@ -47,7 +42,7 @@ test.serial('returning device gets patches in catalog order', async (t) => {
   back.close();
 });
 
-test.serial('superseding patch replaces the pending older one', async (t) => {
+test('superseding patch replaces the pending older one', async (t) => {
   const backend = await startBackend(t);
   const [away] = await welcomeAll(backend, ['cam_sup_away']);
   away?.close();
@@ -70,7 +65,7 @@ test.serial('superseding patch replaces the pending older one', async (t) => {
   back.close();
 });
 
-test.serial('no offer older than the newest success', async (t) => {
+test('no offer older than the newest success', async (t) => {
   const backend = await startBackend(t);
   await createRollout(backend, { patchId: 'new-1.bin' });
   await release(backend, ['new-1.bin', 'new-2.bin', 'new-3.bin']);
@@ -83,7 +78,7 @@ test.serial('no offer older than the newest success', async (t) => {
   device.close();
 });
 
-test.serial('removed patch file fails with artifact_missing', async (t) => {
+test('removed patch file fails with artifact_missing', async (t) => {
   const backend = await startBackend(t);
   const rollout = await createRollout(backend, { patchId: 'gone-1.bin', retryBackoffS: 0.1 });
   await release(backend, ['gone-1.bin']);
@@ -119,7 +114,7 @@ test.serial('removed patch file fails with artifact_missing', async (t) => {
   for (const device of [first, second, third]) device.close();
 });
 
-test.serial('rollout offers only to targeted devices', async (t) => {
+test('rollout offers only to targeted devices', async (t) => {
   const backend = await startBackend(t);
   const devices = await welcomeAll(backend, ['cam_tag_1', 'cam_tag_2', 'cam_tag_3', 'cam_tag_4'], { cam_tag_1: ['lobby'] });
   await backend.state.setTags('cam_tag_2', ['lobby']);
@@ -137,7 +132,7 @@ test.serial('rollout offers only to targeted devices', async (t) => {
   for (const device of devices) device.close();
 });
 
-test.serial('hello tags checked, replaced and cleared', async (t) => {
+test('hello tags checked, replaced and cleared', async (t) => {
   const backend = await startBackend(t);
   const device = await backend.connect('cam_tags_1');
   device.send({ type: 'hello', protocol: 1, deviceId: 'cam_tags_1', model: 'm', firmware: '1', patches: [], tags: ['a b'] });

@@ -15,6 +15,16 @@ import { readHeaders, readJsonBody, sendError, sendJson, startReply, streamBody,
 import { buildOpenApi } from './openapi.ts';
 
 const MAX_JSON_BODY = 64 * 1024;
+
+/** Tells whether the request announces a body: a Content-Length above 0, or a chunked one. */
+function hasBody(headers: Record<string, string>): boolean {
+  return Number(headers['content-length'] ?? 0) > 0 || (headers['transfer-encoding'] ?? '') !== '';
+}
+
+/** Accepts application/json with or without parameters such as charset. */
+function isJson(contentType: string | undefined): boolean {
+  return (contentType ?? '').split(';')[0]?.trim().toLowerCase() === 'application/json';
+}
 const DASHBOARD_FILE = new URL('../dashboard/index.html', import.meta.url);
 
 export interface OperatorApi {
@@ -89,12 +99,16 @@ export async function startOperatorApi(native: typeof uWS, services: ReplicaServ
     app[method](uwsPath, (res: HttpResponse, req: HttpRequest) => {
       const reply = startReply(res);
       const headers = readHeaders(req);
-      const params = Object.fromEntries(paramNames.map((name, i) => [name, decodeURIComponent(req.getParameter(i))]));
+      const params = decodeParams(paramNames.map((name, i) => [name, req.getParameter(i)]));
       const query = new URLSearchParams(req.getQuery() ?? '');
       // The body must be claimed before the handler returns, or uWebSockets.js drops it.
       let json: Promise<unknown> | undefined;
       let body: ApiRequest['body'];
-      if (route.body === 'json') json = readJsonBody(reply, MAX_JSON_BODY);
+      if (route.body === 'json') {
+        json = readJsonBody(reply, MAX_JSON_BODY);
+        // Until handle() awaits it after the token check, a rejected read must not count as unhandled.
+        json.catch(() => undefined);
+      }
       if (route.body === 'stream') {
         const length = Number(headers['content-length']);
         // Claimed now and checked after the token; meanwhile the pause in streamBody keeps the bytes back.
@@ -104,15 +118,38 @@ export async function startOperatorApi(native: typeof uWS, services: ReplicaServ
     });
   }
 
+  /** Decodes percent-encoded path parameters, or returns the error that handle() sends for a malformed one. */
+  function decodeParams(raw: [string, string][]): Record<string, string> | ApiError {
+    const params: Record<string, string> = {};
+    for (const [name, value] of raw) {
+      try {
+        params[name] = decodeURIComponent(value);
+      } catch {
+        return new ApiError('invalid_request', `the {${name}} part of the path is not valid percent-encoding`, value);
+      }
+    }
+    return params;
+  }
+
   async function handle(
     route: RouteSpec,
     reply: Reply,
-    input: { headers: Record<string, string>; params: Record<string, string>; query: URLSearchParams; json?: Promise<unknown>; body?: ApiRequest['body'] },
+    input: {
+      headers: Record<string, string>;
+      params: Record<string, string> | ApiError;
+      query: URLSearchParams;
+      json?: Promise<unknown>;
+      body?: ApiRequest['body'];
+    },
   ): Promise<void> {
     try {
       const operator = await authenticate(input.headers);
       if (!roleAllows(operator.role, route.role)) {
         throw new ApiError('forbidden', `this needs the ${route.role} role; the token has ${operator.role}`);
+      }
+      if (input.params instanceof ApiError) throw input.params;
+      if (route.body === 'json' && hasBody(input.headers) && !isJson(input.headers['content-type'])) {
+        throw new ApiError('unsupported_media_type', 'send the body as application/json', input.headers['content-type'] ?? '');
       }
       if (route.body === 'stream') {
         if ((input.headers['content-type'] ?? '') !== 'application/octet-stream') {
