@@ -3,6 +3,7 @@ import test, { type ExecutionContext } from 'ava';
 import { everyCameraApplied, fleetDeviceIds, SimulatedFleet } from '../simulator/index.ts';
 import { TEST_SECURITY } from './helpers/backend.ts';
 import { countOnline } from '../storage/summary.ts';
+import { startLocalRedis } from '../local/redis-server.ts';
 import { startTestCluster, type TestCluster } from './helpers/cluster.ts';
 import { RawDevice } from './helpers/device-client.ts';
 
@@ -114,7 +115,10 @@ test('scaling from one replica to three and back during a rollout', async (t) =>
 });
 
 test('a release while replica subscriptions are killed still reaches every device once', async (t) => {
-  const setup = await startTestCluster(t, { replicas: 2, env: { FLEET_CATALOG_POLL_MS: '1000' } });
+  // A Redis of its own: CLIENT KILL TYPE pubsub would also cut the subscriptions of the tests running beside it.
+  const redis = await startLocalRedis();
+  t.teardown(() => redis.stop());
+  const setup = await startTestCluster(t, { replicas: 2, env: { FLEET_CATALOG_POLL_MS: '1000' }, redisUrl: redis.url });
   const devices = await Promise.all(Array.from({ length: 20 }, (_, i) => connect(setup, setup.cluster.url, `cam_pubsub_${i}`)));
   t.teardown(() => devices.forEach((d) => d.close()));
   devices.forEach((d, i) => d.hello(`cam_pubsub_${i}`));

@@ -34,12 +34,13 @@ export interface TestCluster {
  */
 export async function startTestCluster(
   t: ExecutionContext,
-  options: { replicas: number; slots?: number; env?: Record<string, string> },
+  options: { replicas: number; slots?: number; env?: Record<string, string>; redisUrl?: string },
 ): Promise<TestCluster> {
   const s3 = await localS3();
   const prefix = `test:${uniqueName('cluster')}:`;
+  const redisUrl = options.redisUrl ?? REDIS_URL;
   const env: Record<string, string> = {
-    REDIS_URL,
+    REDIS_URL: redisUrl,
     S3_ENDPOINT: s3.endpoint,
     S3_BUCKET: uniqueName('patches'),
     S3_ACCESS_KEY: s3.accessKey,
@@ -68,7 +69,7 @@ export async function startTestCluster(
   await bucket.ensureBucket();
   const logDir = await mkdtemp(join(tmpdir(), 'fleet-cluster-test-'));
   const cluster = await startCluster({ replicas: options.replicas, slots: options.slots, env, logDir });
-  const redis = connectRedis(REDIS_URL, 'test-cluster-observer');
+  const redis = connectRedis(redisUrl, 'test-cluster-observer');
   const state = new StateStore(redis, createKeys(prefix));
   t.teardown(async () => {
     await cluster.stop();
