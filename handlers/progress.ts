@@ -5,10 +5,9 @@ import { sendError } from './send-error.ts';
 
 /**
  * Records that the device entered a stage of an update, and pushes the update's deadline out. A report that
- * repeats the stage this connection last saw applied (download progress with more bytes, say) changes no
- * state in Redis, so it only marks the deadline to be pushed out with the replica's next flush and costs no
- * Redis call of its own. Any other report runs the state script before the next message of the device is
- * handled.
+ * repeats the stage this connection last saw stored (download progress with more bytes, say) changes no
+ * state in Redis. It only marks the deadline, which the replica's next flush pushes out, and costs no Redis
+ * call of its own. Any other report runs the state script before the next message of the device is handled.
  */
 export function handleProgress(ctx: HandlerContext, message: ProgressMessage): Promise<void> | undefined {
   if (!ctx.session.deviceId) return undefined;
@@ -26,7 +25,7 @@ function concernsSessionPatch(session: Session, message: ProgressMessage): boole
 
 /**
  * Handles a report about a patch this connection was not offered. Such a report is usually about a patch
- * the device was never offered, and a plain read of its status answers that far more cheaply than the
+ * the device was never offered, and a plain read of its status settles that far more cheaply than the
  * state script, whose set-up alone costs Redis several microseconds a call. A status that the read finds
  * for this or a later attempt still goes through the script.
  */
@@ -66,15 +65,15 @@ async function reportProgress(ctx: HandlerContext, deviceId: string, message: Pr
     sendError(ctx, 'unknown_patch', `${message.patchId} attempt ${message.attempt}`);
     return;
   }
-  const held = progressStateOf(result.state);
+  const stored = progressStateOf(result.state);
   ctx.session.stage =
-    held !== null && result.attempt === message.attempt ? { patchId: message.patchId, attempt: message.attempt, state: held } : null;
+    stored !== null && result.attempt === message.attempt ? { patchId: message.patchId, attempt: message.attempt, state: stored } : null;
   if (result.outcome !== 'ok') {
     ctx.log.debug({ patchId: message.patchId, attempt: message.attempt, outcome: result.outcome }, 'progress ignored');
   }
 }
 
-/** The held state when it is an unfinished stage a device can repeat, else null. */
+/** Returns the stored state when it is an unfinished stage a device can repeat, else null. */
 function progressStateOf(state: string | null): ProgressState | null {
   return state === 'downloading' || state === 'verifying' || state === 'applying' ? state : null;
 }

@@ -149,16 +149,7 @@ export function deviceSocketBehavior(services: ReplicaServices): WebSocketBehavi
         return;
       }
       services.metrics.messagesIn(message.type);
-      connection.dispatch(
-        () => handle(connection, ctx, message),
-        (err: unknown) => {
-          connection.log.error({ err, type: message.type }, 'handler failed');
-          sendError(ctx, 'internal');
-          // What the message changed is unknown (a Redis command may have run or not), so the device
-          // reconnects, says hello and sends its pending results again, which brings both sides in line.
-          connection.close('internal_error');
-        },
-      );
+      connection.dispatch(handle, message, handlerFailed);
     },
 
     drain: (ws) => {
@@ -183,7 +174,8 @@ export function deviceSocketBehavior(services: ReplicaServices): WebSocketBehavi
   };
 
   /** Runs the handler of one valid message; returns a promise only when the handler did not finish at once. */
-  function handle(connection: Connection, ctx: HandlerContext, message: DeviceMessage): Promise<void> | undefined {
+  function handle(connection: Connection, message: DeviceMessage): Promise<void> | undefined {
+    const ctx = contextFor(connection);
     if (message.type !== 'hello' && connection.session.deviceId === null) {
       sendError(ctx, 'hello_required', `got ${message.type}`);
       return undefined;
@@ -196,6 +188,14 @@ export function deviceSocketBehavior(services: ReplicaServices): WebSocketBehavi
       return undefined;
     }
     return running.then(() => handled(message, started));
+  }
+
+  function handlerFailed(connection: Connection, message: DeviceMessage, err: unknown): void {
+    connection.log.error({ err, type: message.type }, 'handler failed');
+    sendError(contextFor(connection), 'internal');
+    // What the message changed is unknown (a Redis command may have run or not), so the device
+    // reconnects, says hello and sends its pending results again, which brings both sides in line.
+    connection.close('internal_error');
   }
 
   function handled(message: DeviceMessage, started: number): void {

@@ -67,18 +67,21 @@ class ConnectionContext implements HandlerContext {
 
   bindDevice(deviceId: string, previousSessionId: string | null): void {
     const connection = this.connection;
-    if (connection.session.deviceId === null) {
-      // The connection's logger already carries the device id from the token, which hello must match.
-      connection.session.deviceId = deviceId;
+    const session = connection.session;
+    // hello names the device id of the token, so the token's string is kept and the copy from the message
+    // can be collected.
+    const id = deviceId === session.authenticatedDeviceId ? session.authenticatedDeviceId : deviceId;
+    if (session.deviceId === null) {
+      session.deviceId = id;
       connection.clearHelloTimer();
     }
-    const displaced = this.services.registry.bind(deviceId, connection);
+    const displaced = this.services.registry.bind(id, connection);
     if (displaced) {
       displaced.log.info('newer session of the same device took over');
       displaced.close('session_replaced');
     }
     if (previousSessionId !== null && previousSessionId !== displaced?.session.sessionId) {
-      this.services.events.publishKick(deviceId, previousSessionId);
+      this.services.events.publishKick(id, previousSessionId);
     }
   }
 }

@@ -16,7 +16,7 @@ export interface HeartbeatSettings {
  * Coalesces heartbeats and repeated progress reports. A heartbeat only marks its session, and every
  * `flushMs` one script call per batch renews the leases of all marked sessions. A lease lasts several
  * heartbeat intervals, so renewing it up to `flushMs` late changes nothing a device or operator can see,
- * while Redis sees one call per batch instead of one per heartbeat. `onLost` hears of sessions that another
+ * while Redis gets one call per batch instead of one per heartbeat. `onLost` hears of sessions that another
  * connection of the same device replaced.
  *
  * A progress report that repeats the stage Redis already holds changes no state and only pushes the
@@ -48,6 +48,8 @@ export class HeartbeatBatcher {
 
   /** Records a repeated progress report of one attempt; the deadline is pushed out on the next flush. */
   markProgress(deviceId: string, patchId: string, attempt: number): void {
+    const marked = this.progress.get(deviceId);
+    if (marked?.patchId === patchId && marked.attempt === attempt) return;
     this.progress.set(deviceId, { deviceId, patchId, attempt });
   }
 
@@ -80,8 +82,8 @@ export class HeartbeatBatcher {
       try {
         await this.state.extendDeadlines(slice, this.settings.updateTimeoutMs);
       } catch (err) {
-        // A deadline that is not pushed out may time the attempt out early; the device's next progress
-        // report or its reconnect after the timeout brings it back.
+        // A deadline that is not pushed out may time the attempt out early, and the device then gets the
+        // next attempt as after any timeout.
         this.log.error({ err, deadlines: slice.length }, 'failed to push update deadlines out');
       }
     }

@@ -7,7 +7,7 @@ import { createKeys } from '../storage/keys.ts';
 /** Short flushes keep the tests quick; the default is 1 s. */
 const FLUSH_ENV = { FLEET_HEARTBEAT_FLUSH_MS: '100' };
 
-/** The device's update deadline in ms on the Redis clock, or null when it has no update in flight. */
+/** Reads the device's update deadline in ms on the Redis clock, or null when it has no update in flight. */
 async function deadlineOf(backend: TestBackend, deviceId: string): Promise<number | null> {
   const score = await backend.state.redis.zscore(createKeys(backend.config.keyPrefix).inFlightUpdates, deviceId);
   return score === null ? null : Number(score);
@@ -65,7 +65,7 @@ test('a new stage is stored before the next reply', async (t) => {
   device.send({ type: 'progress', patchId: offer.patchId, attempt: offer.attempt, state: 'downloading' });
   device.send({ type: 'progress', patchId: offer.patchId, attempt: offer.attempt, state: 'downloading', bytes: 10 });
   device.send({ type: 'progress', patchId: offer.patchId, attempt: offer.attempt, state: 'verifying' });
-  // A report about a patch that was never offered is answered after every message before it was handled.
+  // The error for a patch that was never offered comes after every earlier message was handled.
   device.send({ type: 'progress', patchId: 'never-offered.bin', attempt: 1, state: 'downloading' });
   const error = await device.next('error');
   t.is(error.code, 'unknown_patch');
