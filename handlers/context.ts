@@ -3,6 +3,7 @@ import type { CloseReason } from '../protocol/close-codes.ts';
 import type { ServerMessage } from '../protocol/messages.ts';
 import type { PatchBucket } from '../storage/bucket.ts';
 import type { PatchRecord, StateStore } from '../storage/state-store.ts';
+import type { ProgressState } from '../protocol/states.ts';
 
 /** Settings handlers act on; a subset of the replica configuration. */
 export interface HandlerSettings {
@@ -25,6 +26,11 @@ export interface Session {
   deviceId: string | null;
   /** The offer this connection last sent and has no terminal result for yet. */
   offer: { patchId: string; attempt: number } | null;
+  /**
+   * The unfinished stage Redis held after this connection's last `progress` report was applied. A report
+   * of the same attempt at or below this stage changes no state, so it only pushes the deadline out.
+   */
+  stage: { patchId: string; attempt: number; state: ProgressState } | null;
 }
 
 /** Immutable patch metadata, cached per replica. */
@@ -56,6 +62,11 @@ export interface HandlerContext {
   close(reason: CloseReason): void;
   /** Renews the presence lease of this session, coalesced with the other heartbeats of the replica. */
   markAlive(): void;
+  /**
+   * Pushes the deadline of this device's unfinished attempt out by one update timeout, coalesced with the
+   * other reports of the replica and written to Redis within one heartbeat flush interval.
+   */
+  extendDeadline(patchId: string, attempt: number): void;
   /**
    * Binds the connection to a device id after a `hello`. The runtime closes any older local connection of the
    * same device and tells other replicas to close theirs.

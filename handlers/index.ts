@@ -6,7 +6,8 @@ import { handleProgress } from './progress.ts';
 import { handleResult } from './result.ts';
 import { handleUrlRequest } from './url-request.ts';
 
-export type Handler<K extends DeviceMessageType> = (ctx: HandlerContext, message: DeviceMessageOf<K>) => Promise<void>;
+/** A handler returns undefined when it finished without waiting for anything, which spares a promise per message. */
+export type Handler<K extends DeviceMessageType> = (ctx: HandlerContext, message: DeviceMessageOf<K>) => Promise<void> | undefined;
 
 /** Message type → handler. The runtime validates a message against its schema before looking it up here. */
 export const HANDLERS: { [K in DeviceMessageType]: Handler<K> } = {

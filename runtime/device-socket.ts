@@ -1,12 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import type { Logger } from 'pino';
 import type { WebSocketBehavior } from 'uWebSockets.js';
 import { HANDLERS, type Handler, type HandlerContext } from '../handlers/index.ts';
 import { handlerContextFactory } from './handler-context.ts';
 import { sendError } from '../handlers/send-error.ts';
-import type { DeviceMessageType } from '../protocol/messages.ts';
+import type { DeviceMessage, DeviceMessageType } from '../protocol/messages.ts';
 import { parseDeviceMessage } from '../protocol/validate.ts';
-import { Connection, type SocketData } from './connection.ts';
+import { Connection, type ConnectionShared, type SocketData } from './connection.ts';
 import { authorizeUpgrade, type UpgradeRejection } from './device-auth.ts';
 import { TokenBucket } from '../security/rate-limit.ts';
 import type { HttpResponse } from 'uWebSockets.js';
@@ -37,6 +36,13 @@ export function deviceSocketBehavior(services: ReplicaServices): WebSocketBehavi
   const { config, registry, log } = services;
   let connectionCounter = 0;
   const contextFor = handlerContextFactory(services);
+  const shared: ConnectionShared = {
+    log,
+    queueLimit: config.sendQueueLimit,
+    onBackpressure: () => services.metrics.backpressure(),
+  };
+  // Read once: checking the level through a connection's logger would build that logger.
+  const debug = log.isLevelEnabled('debug');
 
   return {
     // Frames up to four times the limit are read and answered with message_too_large, so a device learns
@@ -94,16 +100,12 @@ export function deviceSocketBehavior(services: ReplicaServices): WebSocketBehavi
 
     open: (ws) => {
       const data = ws.getUserData();
-      const sessionId = randomUUID();
-      const connLog: Logger = log.child({ connectionId: data.connectionId, sessionId, deviceId: data.deviceId });
       const connection = new Connection(
         ws,
-        connLog,
-        sessionId,
+        shared,
+        randomUUID(),
         data.connectionId,
         data.deviceId,
-        config.sendQueueLimit,
-        () => services.metrics.backpressure(),
         new TokenBucket(config.security.deviceMessagesPerS, config.security.deviceMessageBurst),
       );
       data.connection = connection;
@@ -116,11 +118,11 @@ export function deviceSocketBehavior(services: ReplicaServices): WebSocketBehavi
       }
       connection.helloTimer = setTimeout(() => {
         if (connection.session.deviceId === null) {
-          connLog.info({ remoteAddress: data.remoteAddress }, 'no hello in time, closing');
+          connection.log.info({ remoteAddress: data.remoteAddress }, 'no hello in time, closing');
           connection.close('hello_timeout');
         }
       }, config.helloTimeoutMs);
-      connLog.debug({ remoteAddress: data.remoteAddress }, 'connection opened');
+      if (debug) connection.log.debug({ remoteAddress: data.remoteAddress }, 'connection opened');
     },
 
     message: (ws, buffer, isBinary) => {
@@ -149,25 +151,7 @@ export function deviceSocketBehavior(services: ReplicaServices): WebSocketBehavi
         return;
       }
       services.metrics.messagesIn(message.type);
-      const handler = HANDLERS[message.type] as Handler<DeviceMessageType>;
-      void connection
-        .enqueue(async () => {
-          if (message.type !== 'hello' && connection.session.deviceId === null) {
-            sendError(ctx, 'hello_required', `got ${message.type}`);
-            return;
-          }
-          const started = performance.now();
-          await handler(ctx, message);
-          services.metrics.handled(message.type, performance.now() - started);
-          if (message.type === 'result') services.metrics.result(message.outcome);
-        })
-        .catch((err: unknown) => {
-          connection.log.error({ err, type: message.type }, 'handler failed');
-          sendError(ctx, 'internal');
-          // What the message changed is unknown (a Redis command may have run or not), so the device
-          // reconnects, says hello and sends its pending results again, which brings both sides in line.
-          connection.close('internal_error');
-        });
+      connection.dispatch(handle, message, handlerFailed);
     },
 
     drain: (ws) => {
@@ -182,7 +166,7 @@ export function deviceSocketBehavior(services: ReplicaServices): WebSocketBehavi
       services.metrics.connectionClosed();
       const { deviceId, sessionId } = connection.session;
       // For 1006 uWebSockets.js names the cause here, such as a too large frame or a TCP FIN without a close frame.
-      connection.log.debug({ code, reason: Buffer.from(message).toString() }, 'connection closed');
+      if (debug) connection.log.debug({ code, reason: Buffer.from(message).toString() }, 'connection closed');
       if (deviceId === null) return;
       registry.unbind(deviceId, connection);
       services.state.releasePresence(deviceId, sessionId).catch((err: unknown) => {
@@ -191,6 +175,36 @@ export function deviceSocketBehavior(services: ReplicaServices): WebSocketBehavi
       });
     },
   };
+
+  /** Runs the handler of one valid message; returns a promise only when the handler did not finish at once. */
+  function handle(connection: Connection, message: DeviceMessage): Promise<void> | undefined {
+    const ctx = contextFor(connection);
+    if (message.type !== 'hello' && connection.session.deviceId === null) {
+      sendError(ctx, 'hello_required', `got ${message.type}`);
+      return undefined;
+    }
+    const handler = HANDLERS[message.type] as Handler<DeviceMessageType>;
+    const started = services.metrics.handlerTimingStart();
+    const running = handler(ctx, message);
+    if (running === undefined) {
+      handled(message, started);
+      return undefined;
+    }
+    return running.then(() => handled(message, started));
+  }
+
+  function handlerFailed(connection: Connection, message: DeviceMessage, err: unknown): void {
+    connection.log.error({ err, type: message.type }, 'handler failed');
+    sendError(contextFor(connection), 'internal');
+    // What the message changed is unknown (a Redis command may have run or not), so the device
+    // reconnects, says hello and sends its pending results again, which brings both sides in line.
+    connection.close('internal_error');
+  }
+
+  function handled(message: DeviceMessage, started: number): void {
+    services.metrics.handled(message.type, started);
+    if (message.type === 'result') services.metrics.result(message.outcome);
+  }
 
   function rejectInvalid(connection: Connection, ctx: HandlerContext, code: Parameters<typeof sendError>[1], details?: string) {
     services.metrics.invalidMessage(code);

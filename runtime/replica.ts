@@ -95,8 +95,7 @@ export async function startReplica(config: Config, log: Logger): Promise<Replica
   const registry = new ConnectionRegistry();
   const heartbeats = new HeartbeatBatcher(
     state,
-    config.presenceLeaseMs,
-    config.heartbeatFlushMs,
+    { leaseMs: config.presenceLeaseMs, flushMs: config.heartbeatFlushMs, updateTimeoutMs: config.updateTimeoutMs },
     (deviceId, sessionId) => {
       const connection = registry.get(deviceId);
       if (connection?.session.sessionId === sessionId) {

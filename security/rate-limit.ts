@@ -28,9 +28,13 @@ export class TokenBucket {
   }
 }
 
+/** How often a keyed limiter drops the buckets that are full again. */
+const SWEEP_MS = 10_000;
+
 /**
- * Token buckets by key (e.g. a source address), with the full ones dropped every minute so that the map
- * stays as small as the set of recently active keys.
+ * Token buckets by key (e.g. a source address), with the full ones dropped every SWEEP_MS so that the map
+ * stays as small as the set of recently active keys. A full bucket behaves exactly like a missing one, and
+ * after a reconnect storm of a large fleet each kept bucket takes an estimated 150 bytes until it is dropped.
  */
 export class KeyedRateLimiter {
   private readonly buckets = new Map<string, TokenBucket>();
@@ -42,7 +46,7 @@ export class KeyedRateLimiter {
   ) {
     this.sweeper = setInterval(() => {
       for (const [key, bucket] of this.buckets) if (bucket.idle()) this.buckets.delete(key);
-    }, 60_000);
+    }, SWEEP_MS);
     this.sweeper.unref();
   }
 

@@ -14,6 +14,7 @@ const SCRIPT_NAMES = [
   'waive_attempt',
   'expire_in_flight',
   'renew_presences',
+  'extend_deadlines',
   'release_presence',
   'add_patch',
   'mark_patch_missing',

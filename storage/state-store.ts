@@ -68,6 +68,13 @@ export type ClaimResult =
   | { kind: 'wait'; patchId: string; reason: WaitReason }
   | { kind: 'none' };
 
+/** One repeated progress report whose attempt's deadline is to be pushed out. */
+export interface DeadlineExtension {
+  deviceId: string;
+  patchId: string;
+  attempt: number;
+}
+
 export type ReportOutcome = 'ok' | 'duplicate' | 'stale' | 'unknown';
 export interface ReportResult {
   outcome: ReportOutcome;
@@ -206,6 +213,18 @@ export class StateStore {
     const args: (string | number)[] = [leaseMs];
     for (const lease of leases) args.push(lease.deviceId, lease.sessionId);
     return (await this.run('renew_presences', args)) as string[];
+  }
+
+  /**
+   * Pushes the deadlines of many unfinished attempts out by one update timeout (the rollout's own, or
+   * `timeoutMs`) in one script call. Entries whose attempt is stale or finished change nothing. Returns the
+   * number of deadlines moved.
+   */
+  async extendDeadlines(entries: DeadlineExtension[], timeoutMs: number): Promise<number> {
+    if (entries.length === 0) return 0;
+    const args: (string | number)[] = [timeoutMs];
+    for (const entry of entries) args.push(entry.deviceId, entry.patchId, entry.attempt);
+    return Number(await this.run('extend_deadlines', args));
   }
 
   async releasePresence(deviceId: string, sessionId: string): Promise<boolean> {
