@@ -110,6 +110,9 @@ test('bad uploads get clear errors and store nothing', async (t) => {
   const forged = signedUpload('bad-3.bin', Buffer.from('other bytes'));
   const mismatch = await call(backend, operator, 'POST', '/v1/patches/bad-3.bin', { ...forged, body: bytes });
   t.is(mismatch.body.error?.code, 'signature_invalid');
+  const empty = await call(backend, operator, 'POST', '/v1/patches/empty-1.bin', signedUpload('empty-1.bin', Buffer.alloc(0)));
+  t.is(empty.body.error?.code, 'invalid_request');
+  t.regex(empty.body.error?.message ?? '', /empty/);
   const badId = await call(backend, operator, 'POST', '/v1/patches/.hidden', signedUpload('.hidden', bytes));
   t.is(badId.body.error?.code, 'invalid_patch_id');
   t.deepEqual(await backend.bucket.list(), []);

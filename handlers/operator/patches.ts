@@ -33,6 +33,10 @@ export const uploadPatch: ApiHandler = async (ctx, request) => {
   const id = patchId(request.params);
   const body = request.body;
   if (!body) throw new ApiError('length_required', 'send the patch file as the body with a Content-Length');
+  if (body.length === 0) {
+    body.stream.destroy();
+    throw new ApiError('invalid_request', 'the patch file is empty; check the file name and upload it again', id);
+  }
   const signature = request.headers['x-patch-signature'] || undefined;
   if (ctx.requireSignatures && !signature) {
     body.stream.destroy();
