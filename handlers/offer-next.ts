@@ -24,7 +24,7 @@ export async function offerNext(ctx: HandlerContext): Promise<void> {
     ctx.log.error({ patchId: claim.patchId }, 'claimed patch has no metadata');
     return;
   }
-  const signed = await ctx.bucket.signDownload(patch.id, ctx.settings.urlTtlS);
+  const signed = ctx.bucket.signDownload(patch.id, ctx.settings.urlTtlS);
   ctx.session.offer = { patchId: patch.id, attempt: claim.attempt };
   ctx.send({
     type: 'offer',
