@@ -95,6 +95,8 @@ class Sha256Meter extends Transform {
 export class PatchBucket {
   private readonly s3: S3Client;
   private readonly signer: DownloadUrlSigner;
+  /** The URL signDownload returned last, per object key. */
+  private readonly lastSigned = new Map<string, { url: string; signedAtS: number; ttlSeconds: number }>();
   private readonly minio: MinioClient;
 
   private observer: ((operation: string, seconds: number, ok: boolean) => void) | null = null;
@@ -237,13 +239,21 @@ export class PatchBucket {
     this.now = now;
   }
 
-  /** Signs a GET URL for the endpoint devices use, valid for `ttlSeconds` from now on the clock set by useClock. */
+  /**
+   * Signs a GET URL for the endpoint devices use, valid for `ttlSeconds` from now on the clock set by useClock.
+   * A URL names no device, and SigV4 signs whole seconds, so every URL for one key and lifetime signed within
+   * the same second is the same string; the last one per key is reused within its second.
+   */
   signDownload(key: string, ttlSeconds: number): { url: string; expiresAt: number } {
     const started = performance.now();
-    const signedAt = this.now();
-    const url = this.signer.sign(key, signedAt, ttlSeconds);
+    const signedAtS = Math.floor(this.now() / 1000);
+    const expiresAt = (signedAtS + ttlSeconds) * 1000;
+    const last = this.lastSigned.get(key);
+    if (last?.signedAtS === signedAtS && last.ttlSeconds === ttlSeconds) return { url: last.url, expiresAt };
+    const url = this.signer.sign(key, signedAtS * 1000, ttlSeconds);
+    this.lastSigned.set(key, { url, signedAtS, ttlSeconds });
     this.observer?.('sign', (performance.now() - started) / 1000, true);
-    return { url, expiresAt: Math.floor(signedAt / 1000) * 1000 + ttlSeconds * 1000 };
+    return { url, expiresAt };
   }
 
   /** Lists every object in the bucket, in key order. */

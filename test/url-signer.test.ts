@@ -109,3 +109,29 @@ test('expired signed URL is rejected by the store', async (t) => {
   t.is(response.status, 403);
   await response.arrayBuffer();
 });
+
+test('URLs signed within one second are reused', (t) => {
+  const bucket = new PatchBucket({
+    endpoint: 'http://127.0.0.1:9000',
+    publicEndpoint: 'http://127.0.0.1:9000',
+    region: 'us-east-1',
+    bucket: 'patches',
+    ...CREDENTIALS,
+  });
+  t.teardown(() => bucket.destroy());
+  let now = 1_764_880_000_100;
+  bucket.useClock(() => now);
+  const first = bucket.signDownload('fw.bin', 300);
+  t.is(first.expiresAt, 1_764_880_300_000, 'expiry counts from the whole second the URL is signed in');
+
+  now += 850;
+  t.deepEqual(bucket.signDownload('fw.bin', 300), first);
+  t.not(bucket.signDownload('fw.bin', 301).url, first.url);
+  t.not(bucket.signDownload('other.bin', 300).url, first.url);
+  t.deepEqual(bucket.signDownload('fw.bin', 300), first, 'a URL signed again in the same second is the same string');
+
+  now += 100;
+  const next = bucket.signDownload('fw.bin', 300);
+  t.not(next.url, first.url);
+  t.is(next.expiresAt, 1_764_880_301_000);
+});
