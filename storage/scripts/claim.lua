@@ -33,21 +33,22 @@ local function read_catalog()
   return catalog
 end
 
-local function claim(device_id, default_timeout, default_max_attempts)
-  local now = now_ms()
+-- `now` is the time of the claim in ms on the Redis clock (now_ms).
+local function claim(device_id, default_timeout, default_max_attempts, now)
   local device = k_device(device_id)
+  local enrollment, current, current_attempt =
+    unpack(redis.call('HMGET', device, 'enrollment', 'inflight_patch', 'inflight_attempt'))
 
   -- A device waiting for an operator to accept it gets nothing.
-  if redis.call('HGET', device, 'enrollment') == 'pending' then return { 'none' } end
+  if enrollment == 'pending' then return { 'none' } end
 
-  local current = redis.call('HGET', device, 'inflight_patch')
   if current then
     if redis.call('ZSCORE', k_in_flight(), device_id) then
       local r = load_rollout(rollout_of(current))
       local timeout = default_timeout
       if r then timeout = field_number(r, 'timeout_ms', default_timeout) end
       redis.call('ZADD', k_in_flight(), 'XX', now + timeout, device_id)
-      return { 'offer', current, tonumber(redis.call('HGET', device, 'inflight_attempt')), 1 }
+      return { 'offer', current, tonumber(current_attempt), 1 }
     end
     clear_in_flight(device_id, current)
   end
