@@ -18,5 +18,5 @@ export const HANDLERS: { [K in DeviceMessageType]: Handler<K> } = {
   url_request: handleUrlRequest,
 };
 
-export { offerNext } from './offer-next.ts';
+export { offerNext, type OfferOutcome } from './offer-next.ts';
 export type { HandlerContext, HandlerSettings, Session, PatchLookup } from './context.ts';

@@ -16,7 +16,7 @@ export async function handleUrlRequest(ctx: HandlerContext, message: UrlRequestM
     sendError(ctx, 'patch_unavailable', message.patchId);
     return;
   }
-  const signed = await ctx.bucket.signDownload(patch.id, ctx.settings.urlTtlS);
+  const signed = ctx.bucket.signDownload(patch.id, ctx.settings.urlTtlS);
   ctx.send({
     type: 'url',
     patchId: patch.id,

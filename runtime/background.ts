@@ -1,4 +1,4 @@
-import { offerNext } from '../handlers/index.ts';
+import { offerNext, type OfferOutcome } from '../handlers/index.ts';
 import { sendError } from '../handlers/send-error.ts';
 import type { Connection } from './connection.ts';
 import type { ReplicaEvent } from './events.ts';
@@ -9,8 +9,33 @@ import { closeSpread, StateLossWatch } from './state-loss.ts';
 /** Devices timed out per sweep call; a larger backlog is worked off over the following sweeps. */
 const SWEEP_BATCH = 500;
 const READY_CHECK_MS = 1000;
+/**
+ * Devices a fan-out offers to together, in one claim_offers call. At most FAN_OUT_CHUNKS_AT_ONCE chunks run
+ * at a time, so the event loop still serves other devices and Redis gets a few script calls at a time
+ * instead of one per device. Two overlap the replica's sends of one chunk with Redis' claims of the next.
+ */
+export const FAN_OUT_CHUNK = 256;
+const FAN_OUT_CHUNKS_AT_ONCE = 2;
+/**
+ * Time a fan-out waits for a chunk before it starts the next one anyway, so that one device whose task
+ * chain is busy (a slow handler, say) does not hold up the offers of all the devices after it.
+ */
+const FAN_OUT_CHUNK_WAIT_MS = 1000;
 
 type ContextFactory = (connection: Connection) => HandlerContext;
+
+/** Waits until every promise settled or `ms` passed, whichever comes first. */
+async function settledOrTimeout(promises: Promise<unknown>[], ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, ms);
+  });
+  try {
+    await Promise.race([Promise.allSettled(promises), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /**
  * The periodic work of a replica: offering new patches to its devices, timing out silent updates and waking
@@ -95,11 +120,7 @@ export class BackgroundWork {
       return;
     }
     this.fanOutRunning = true;
-    const pending: Promise<void>[] = [];
-    for (const connection of this.services.registry.values()) {
-      if (connection.session.offer === null) pending.push(this.offerTo(connection));
-    }
-    void Promise.allSettled(pending).then(() => {
+    void this.offerToAll().then(() => {
       this.fanOutRunning = false;
       if (this.fanOutAgain && !this.stopped) {
         this.fanOutAgain = false;
@@ -108,15 +129,41 @@ export class BackgroundWork {
     });
   }
 
-  private offerTo(connection: Connection): Promise<void> {
+  /** Offers to the devices without an open offer, FAN_OUT_CHUNK at a time, and logs one line with the outcomes. */
+  private async offerToAll(): Promise<void> {
+    const started = performance.now();
+    const waiting = [...this.services.registry.values()].filter((connection) => connection.session.offer === null);
+    if (waiting.length === 0) return;
+    const offers: Promise<OfferOutcome | 'failed'>[] = [];
+    const running: Promise<void>[] = [];
+    for (let start = 0; start < waiting.length && !this.stopped; start += FAN_OUT_CHUNK) {
+      if (running.length >= FAN_OUT_CHUNKS_AT_ONCE) await running.shift();
+      const chunk = waiting.slice(start, start + FAN_OUT_CHUNK).map((connection) => this.offerTo(connection, false));
+      offers.push(...chunk);
+      running.push(settledOrTimeout(chunk, FAN_OUT_CHUNK_WAIT_MS));
+    }
+    const outcomes: Partial<Record<OfferOutcome | 'failed', number>> = {};
+    for (const outcome of await Promise.all(offers)) outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
+    const ms = Math.round(performance.now() - started);
+    this.services.log.info({ devices: waiting.length, ms, ...outcomes }, 'fan-out finished');
+  }
+
+  /**
+   * Queues an offer on the connection's task chain, skipped when an offer is open by the time it runs.
+   * Resolves with the outcome and never rejects; a failure is logged and sent to the device as `internal`.
+   */
+  private offerTo(connection: Connection, logEach = true): Promise<OfferOutcome | 'failed'> {
     const ctx = this.contextFor(connection);
+    let outcome: OfferOutcome | 'failed' = 'skipped';
     return connection
       .enqueue(async () => {
-        if (connection.session.offer === null) await offerNext(ctx);
+        if (connection.session.offer === null) outcome = await offerNext(ctx, logEach);
       })
+      .then(() => outcome)
       .catch((err: unknown) => {
         connection.log.error({ err }, 'failed to offer next patch');
         sendError(ctx, 'internal');
+        return 'failed' as const;
       });
   }
 

@@ -5,11 +5,13 @@ import type { Redis } from 'ioredis';
  * Loads the Lua scripts in storage/scripts/ as ioredis commands. ioredis sends EVALSHA and falls back to EVAL
  * when Redis lost its script cache (a restart or SCRIPT FLUSH), so scripts heal by themselves.
  * Every script gets the prelude with the key builders and shared helpers, then the rollout rules
- * (rollout.lua), and takes the key prefix as ARGV[1].
+ * (rollout.lua), and takes the key prefix as ARGV[1]. Scripts named in LIBRARIES get those files too, between
+ * the rollout rules and their own text.
  */
 const SCRIPT_NAMES = [
   'register_device',
   'claim_offer',
+  'claim_offers',
   'report_state',
   'waive_attempt',
   'expire_in_flight',
@@ -25,7 +27,13 @@ const SCRIPT_NAMES = [
 ] as const;
 
 export type ScriptName = (typeof SCRIPT_NAMES)[number];
-type ScriptReply = string | number | null | ScriptReply[];
+
+/** Lua files that some scripts share, beyond the prelude and the rollout rules. */
+const LIBRARIES: Partial<Record<ScriptName, string[]>> = {
+  claim_offer: ['claim.lua'],
+  claim_offers: ['claim.lua'],
+};
+export type ScriptReply = string | number | null | ScriptReply[];
 export type ScriptRunner = (redis: Redis, name: ScriptName, args: (string | number)[]) => Promise<ScriptReply>;
 
 const scriptDir = new URL('./scripts/', import.meta.url);
@@ -33,7 +41,9 @@ const prelude = readFileSync(new URL('prelude.lua', scriptDir), 'utf8');
 const rolloutRules = readFileSync(new URL('rollout.lua', scriptDir), 'utf8');
 
 export function scriptSource(name: ScriptName): string {
-  return `${prelude}\n${rolloutRules}\n${readFileSync(new URL(`${name}.lua`, scriptDir), 'utf8')}`;
+  const files = [...(LIBRARIES[name] ?? []), `${name}.lua`];
+  const parts = files.map((file) => readFileSync(new URL(file, scriptDir), 'utf8'));
+  return [prelude, rolloutRules, ...parts].join('\n');
 }
 
 export function defineScripts(redis: Redis): void {

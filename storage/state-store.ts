@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { Keys } from './keys.ts';
+import { ClaimBatcher, parseClaimReply } from './claim-batcher.ts';
 import { runScript, type ScriptName } from './scripts.ts';
 import type { UpdateState } from '../protocol/states.ts';
 import type { RolloutDeviceState } from './rollouts.ts';
@@ -103,6 +104,11 @@ export interface NewPatch {
  * Stateless itself; every replica makes one over its own connection.
  */
 export class StateStore {
+  private readonly claims = new ClaimBatcher({
+    claimOne: (deviceId, timeoutMs, maxAttempts) => this.run('claim_offer', [deviceId, timeoutMs, maxAttempts]),
+    claimMany: (deviceIds, timeoutMs, maxAttempts) => this.run('claim_offers', [timeoutMs, maxAttempts, ...deviceIds]),
+  });
+
   constructor(
     readonly redis: Redis,
     readonly keys: Keys,
@@ -160,13 +166,22 @@ export class StateStore {
     return { enrollment: (enrollment as Enrollment | null) ?? null, generation: Number(generation ?? 0) };
   }
 
-  async claimOffer(deviceId: string, timeoutMs: number, maxAttempts: number): Promise<ClaimResult> {
-    const reply = (await this.run('claim_offer', [deviceId, timeoutMs, maxAttempts])) as (string | number)[];
-    if (reply[0] === 'offer') {
-      return { kind: 'offer', patchId: String(reply[1]), attempt: Number(reply[2]), resumed: reply[3] === 1 };
-    }
-    if (reply[0] === 'wait') return { kind: 'wait', patchId: String(reply[1]), reason: String(reply[2]) as WaitReason };
-    return { kind: 'none' };
+  /**
+   * Claims the device's next offer (claim_offer.lua). Claims requested in the same turn of the event loop share
+   * one claim_offers.lua call, so a fan-out to thousands of devices costs Redis a few dozen script calls.
+   */
+  claimOffer(deviceId: string, timeoutMs: number, maxAttempts: number): Promise<ClaimResult> {
+    return this.claims.claim(deviceId, timeoutMs, maxAttempts);
+  }
+
+  /**
+   * Claims the next offer of each device in one claim_offers.lua call; the results are in the order given.
+   * Throws when the claim of any device failed, although the others were recorded.
+   */
+  async claimOffers(deviceIds: string[], timeoutMs: number, maxAttempts: number): Promise<ClaimResult[]> {
+    if (deviceIds.length === 0) return [];
+    const replies = (await this.run('claim_offers', [timeoutMs, maxAttempts, ...deviceIds])) as unknown[];
+    return replies.map((reply) => parseClaimReply(reply as Parameters<typeof parseClaimReply>[0]));
   }
 
   async reportState(input: {

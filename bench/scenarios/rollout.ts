@@ -49,7 +49,7 @@ export async function runRollout(context: BenchContext): Promise<FigureSeries[]>
     }
     const baselineKey = 'rollout-direct.bin';
     await putObject(context, baselineKey, patch);
-    const baselineUrl = (await context.bucket.signDownload(baselineKey, 3600)).url;
+    const baselineUrl = context.bucket.signDownload(baselineKey, 3600).url;
 
     for (let repeat = 0; repeat < plan.slowRepeats; repeat++) {
       context.progress(`rollout, repeat ${repeat + 1} of ${plan.slowRepeats}`);

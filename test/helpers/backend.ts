@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { Readable } from 'node:stream';
+import { Readable, type Writable } from 'node:stream';
 import test, { type ExecutionContext } from 'ava';
 import { pino } from 'pino';
 import { startLocalS3, type LocalS3 } from '../../local/s3-server.ts';
@@ -79,9 +79,13 @@ export interface TestBackend {
 
 /**
  * Starts a real replica on a free port with its own Redis key prefix and its own bucket, and stops it when
- * the test ends. `env` overrides configuration variables.
+ * the test ends. `env` overrides configuration variables; `logStream` gets the log lines instead of stdout.
  */
-export async function startBackend(t: ExecutionContext, env: Record<string, string> = {}): Promise<TestBackend> {
+export async function startBackend(
+  t: ExecutionContext,
+  env: Record<string, string> = {},
+  logStream?: Writable,
+): Promise<TestBackend> {
   const s3 = await localS3();
   const prefix = `test:${uniqueName('fleet')}:`;
   const bucketName = uniqueName('patches');
@@ -107,7 +111,7 @@ export async function startBackend(t: ExecutionContext, env: Record<string, stri
   });
   const bucket = new PatchBucket(config.s3);
   await bucket.ensureBucket();
-  const log = pino({ level: config.logLevel });
+  const log = logStream ? pino({ level: config.logLevel }, logStream) : pino({ level: config.logLevel });
   const replica = await startReplica(config, log);
   const redis = connectRedis(config.redisUrl, 'test-observer');
   const state = new StateStore(redis, createKeys(prefix));
