@@ -22,7 +22,12 @@ export interface BucketConfig {
   bucket: string;
   accessKey: string;
   secretKey: string;
+  /** A store call that sends or receives nothing for this long fails; 60 s when absent. */
+  requestTimeoutMs?: number;
 }
+
+const REQUEST_TIMEOUT_MS = 60_000;
+const CONNECT_TIMEOUT_MS = 5_000;
 
 export interface ObjectInfo {
   key: string;
@@ -55,6 +60,13 @@ function s3Client(endpoint: string, config: BucketConfig): S3Client {
     // than AWS may reject or store with the framing inside the object.
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
+    // Without limits a store that accepts the connection and then stalls would hold a device's queue for good.
+    requestHandler: {
+      connectionTimeout: CONNECT_TIMEOUT_MS,
+      requestTimeout: config.requestTimeoutMs ?? REQUEST_TIMEOUT_MS,
+      // This handler version only logs a warning at the request timeout unless told to fail the request.
+      throwOnRequestTimeout: true,
+    },
   });
 }
 
