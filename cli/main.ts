@@ -268,6 +268,14 @@ program
   .action(lazy(async () => (await import('./demo.ts')).runDemo));
 
 program
+  .command('local-s3')
+  .description('for local use only: run the development S3 server (s3rver) with the patch bucket until Ctrl-C, for `fleet serve` on one machine')
+  .option('--port <port>', 'TCP port on 127.0.0.1; 0 picks a free one', '9000')
+  .option('--bucket <name>', 'bucket to create (default: S3_BUCKET, else fleet-patches)')
+  .option('--dir <folder>', 'folder for the objects, kept after the stop (default: a temporary folder, deleted)')
+  .action(lazy(async () => (await import('./local-s3.ts')).runLocalS3));
+
+program
   .command('chaos')
   .description('run the fault scenarios: each starts Redis, an S3 store, replicas, HAProxy and cameras, injects a fault and checks the result')
   .option('--scenario <name...>', 'run only these scenarios (default: all)')

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { generateSigningKeys, verifyManifest } from '../security/patch-signing.ts';
+import { PatchBucket } from '../storage/bucket.ts';
 import { fleetDeviceIds, SimulatedFleet } from '../simulator/index.ts';
 import type { DeviceRecord, PatchRecord, TimelineEntry } from '../storage/state-store.ts';
 import type { FleetSummary, PatchSummary } from '../storage/summary.ts';
@@ -615,7 +616,7 @@ function startFleet(args: string[], env: Record<string, string>) {
   const done = new Promise<Run>((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
   const output = (check: (stdout: string) => boolean) =>
     new Promise<void>((resolve) => (check(stdout) ? resolve() : waiters.push({ check, resolve })));
-  return { child, done, output };
+  return { child, done, output, stdout: () => stdout };
 }
 
 const lineCount = (text: string) => text.split('\n').length - 1;
@@ -651,4 +652,40 @@ test('watch ends quietly when the reader closes stdout', async (t) => {
   const run = await watch.done;
   t.is(run.code, 0);
   t.is(run.stderr, '', 'no EPIPE error or stack trace');
+});
+
+test('local-s3 serves a bucket until Ctrl-C', async (t) => {
+  const local = startFleet(['local-s3', '--port', '0', '--bucket', 'cli-local'], {});
+  await local.output((stdout) => stdout.includes('export S3_BUCKET='));
+  const exports = new Map([...local.stdout().matchAll(/^export (\w+)=(.*)$/gm)].map((m) => [m[1] ?? '', m[2] ?? '']));
+  t.is(exports.get('S3_BUCKET'), 'cli-local');
+  t.regex(exports.get('S3_ENDPOINT') ?? '', /^http:\/\/127\.0\.0\.1:\d+$/);
+
+  const bucket = new PatchBucket({
+    endpoint: exports.get('S3_ENDPOINT') ?? '',
+    publicEndpoint: exports.get('S3_ENDPOINT') ?? '',
+    region: 'us-east-1',
+    bucket: 'cli-local',
+    accessKey: exports.get('S3_ACCESS_KEY') ?? '',
+    secretKey: exports.get('S3_SECRET_KEY') ?? '',
+  });
+  try {
+    await t.notThrowsAsync(bucket.ping(), 'the bucket exists');
+  } finally {
+    bucket.destroy();
+  }
+
+  local.child.kill('SIGINT');
+  const stopped = await local.done;
+  t.is(stopped.code, 0, stopped.stderr);
+  t.regex(stopped.stderr, /local S3 server \(s3rver, for local use only\)/);
+
+  const [badPort, badBucket] = await Promise.all([
+    fleet(['local-s3', '--port', '70000'], {}),
+    fleet(['local-s3', '--port', '0', '--bucket', 'Bad_Name'], {}),
+  ]);
+  t.is(badPort.code, 2);
+  t.regex(badPort.stderr, /invalid --port "70000"/);
+  t.is(badBucket.code, 2);
+  t.regex(badBucket.stderr, /invalid bucket name "Bad_Name"/);
 });
