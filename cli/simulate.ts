@@ -27,13 +27,13 @@ function number(name: string, value: string, min: number, max = Infinity): numbe
   return n;
 }
 
-/** Checks --url before anything connects, so a wrong scheme is a usage error rather than a crash. */
+/** Checks --url, whose default is FLEET_DEVICE_URL, before anything connects, so a wrong scheme is a usage error. */
 function checkDeviceUrl(url: string): void {
   try {
     checkWebSocketUrl(url);
   } catch {
     throw new CliError(
-      `invalid --url ${JSON.stringify(url)}: expected the device endpoint as a ws:// or wss:// URL, such as ws://127.0.0.1:8080/device`,
+      `invalid device URL ${JSON.stringify(url)} (--url or FLEET_DEVICE_URL): expected a ws:// or wss:// URL, such as ws://127.0.0.1:8080/device`,
       EXIT.usage,
     );
   }

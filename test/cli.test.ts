@@ -570,14 +570,15 @@ test('usage errors exit 2 with a short hint', async (t) => {
 
 test('device commands reject a non-WebSocket --url', async (t) => {
   const env = { REDIS_URL: 'redis://127.0.0.1:1' };
-  const [http, garbage, simulate] = await Promise.all([
+  const [http, garbage, simulate, fromEnv] = await Promise.all([
     fleet(['device', 'cam_url', '--url', 'http://127.0.0.1:8080/device', '--token', 't'], env),
     fleet(['device', 'cam_url', '--url', 'not a url', '--token', 't'], env),
     fleet(['simulate', '--url', 'https://127.0.0.1:8080/device'], env),
+    fleet(['device', 'cam_url', '--token', 't'], { ...env, FLEET_DEVICE_URL: 'http://127.0.0.1:8080/device' }),
   ]);
-  for (const run of [http, garbage, simulate]) {
+  for (const run of [http, garbage, simulate, fromEnv]) {
     t.is(run.code, 2, run.stderr);
-    t.regex(run.stderr, /^fleet: invalid --url ".*": expected the device endpoint as a ws:\/\/ or wss:\/\/ URL/);
+    t.regex(run.stderr, /^fleet: invalid device URL ".*" \(--url or FLEET_DEVICE_URL\): expected a ws:\/\/ or wss:\/\/ URL/);
     t.notRegex(run.stderr, /TypeError|\n +at /, 'no stack trace');
   }
 });
