@@ -105,7 +105,7 @@ export async function runDevice(deviceId: string, options: SimulateOptions & { s
   const camera = new SimulatedCamera({ url: options.url, deviceId, token, stateFile, logger, ...behaviour(options) });
   camera.on('connected', (e) => logger.info({ sessionId: e.sessionId }, 'connected'));
   // The camera itself logs every applied and failed patch with its device id, so no listener repeats that.
-  camera.on('disconnected', (e) => logger.info({ code: e.code, reconnectInMs: e.reconnectInMs }, 'disconnected'));
+  camera.on('disconnected', (e) => logger.info({ code: e.code, reason: e.reason, reconnectInMs: e.reconnectInMs }, 'disconnected'));
   camera.on('stopped', (e) => {
     if (e.closeCode !== null) {
       logger.error({ code: e.closeCode }, 'server told the camera not to reconnect');

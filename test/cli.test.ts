@@ -588,13 +588,14 @@ test('device logs why its upgrade was rejected', async (t) => {
   const play = await fleet(
     ['device', 'cam_rejected', '--url', backend.url, '--token', 'not-a-token', '--state', join(keyDir, 'cam_rejected.json')],
     { ...securityEnv(), REDIS_URL: 'redis://127.0.0.1:1' },
-    (stdout) => stdout.includes('server rejected the WebSocket upgrade'),
+    (stdout) => stdout.includes('"reason":"token_invalid'),
   );
   const line = play.stdout.split('\n').find((l) => l.includes('server rejected the WebSocket upgrade')) ?? '{}';
   const logged = JSON.parse(line) as { status?: number; error?: string; message?: string };
   t.is(logged.status, 401);
   t.is(logged.error, 'token_invalid');
   t.true((logged.message ?? '').length > 0, 'the server’s message is logged');
+  t.regex(play.stdout, /"reason":"token_invalid: [^"]+"/, 'the close that follows carries the code as its reason');
 });
 
 /** Starts `fleet ARGS` and returns its process, with a promise that resolves once stdout passes `check`. */
