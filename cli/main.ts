@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { DEFAULT_SERVER } from './api-client.ts';
 import { CliError, EXIT } from './errors.ts';
 import { withRolloutOptions } from './rollout-options.ts';
+import { addHelpHints, commanderExitCode, packageVersion, reportUsageErrors } from './usage.ts';
 import type { WatchOptions } from './watch.ts';
 
 /**
@@ -18,17 +19,24 @@ function lazy<A extends unknown[]>(load: () => Promise<(...args: A) => Promise<v
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
+// A reader that stops early, such as `fleet watch --json | head`, closes the pipe. The output is no longer
+// wanted then, so the command ends quietly with 0, as Unix tools do, instead of crashing on EPIPE.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(EXIT.ok);
+  throw err;
+});
+
 const SERVER_HELP = `operator API of a replica (default: FLEET_SERVER, else ${DEFAULT_SERVER})`;
 const TOKEN_HELP = 'operator token for the API (default: FLEET_TOKEN)';
 
-const program = new Command('fleet')
+const program = reportUsageErrors(new Command('fleet'))
   .description('Keep a fleet of cameras connected, known and up to date.')
+  .version(packageVersion(), '-V, --version', 'print the version of fleet')
   .option('--server <url>', SERVER_HELP)
   .option('--token <token>', TOKEN_HELP)
   // Options before the command name belong to `fleet`, so `fleet device play ID --token T` keeps its own
   // --token (a device token). Every API command takes --server and --token after its name as well.
   .enablePositionalOptions()
-  .showHelpAfterError()
   .addHelpText(
     'after',
     '\nCommands that use the operator API: patch upload|list|show|retire, devices, device show|token|revoke|accept|tags,\n' +
@@ -107,7 +115,7 @@ apiCommand(program.command('status'))
   });
 
 apiCommand(program.command('watch'))
-  .description('follow the fleet live: redraw per-patch progress bars on a terminal, else print a line per summary')
+  .description('follow the fleet live: redraw per-patch progress bars on a terminal, else print a line whenever the summary changes')
   .option('--until-done', 'stop once every device applied every patch and nothing is in flight (exit 0), else exit 5 on Ctrl-C')
   .option('--json', 'print one JSON summary per line')
   .action(lazy(async () => (await import('./watch.ts')).watchFleet));
@@ -260,6 +268,14 @@ program
   .action(lazy(async () => (await import('./demo.ts')).runDemo));
 
 program
+  .command('local-s3')
+  .description('for local use only: run the development S3 server (s3rver) with the patch bucket until Ctrl-C, for `fleet serve` on one machine')
+  .option('--port <port>', 'TCP port on 127.0.0.1; 0 picks a free one', '9000')
+  .option('--bucket <name>', 'bucket to create (default: S3_BUCKET, else fleet-patches)')
+  .option('--dir <folder>', 'folder for the objects, kept after the stop (default: a temporary folder, deleted)')
+  .action(lazy(async () => (await import('./local-s3.ts')).runLocalS3));
+
+program
   .command('chaos')
   .description('run the fault scenarios: each starts Redis, an S3 store, replicas, HAProxy and cameras, injects a fault and checks the result')
   .option('--scenario <name...>', 'run only these scenarios (default: all)')
@@ -267,9 +283,14 @@ program
   .option('--json', 'print one JSON array with an entry per scenario as the last line of stdout')
   .action(lazy(async () => (await import('./chaos.ts')).runChaosCommand));
 
+addHelpHints(program);
+
 try {
   await program.parseAsync();
 } catch (err) {
+  // Commander has already printed its message, or the help or version that was asked for.
+  const commanderCode = commanderExitCode(err);
+  if (commanderCode !== null) process.exit(commanderCode);
   if (err instanceof CliError) {
     process.stderr.write(`fleet: ${err.message}\n`);
     process.exit(err.exitCode);

@@ -36,7 +36,7 @@ export async function revokeOperator(name: string): Promise<void> {
   const storage = await openStorage();
   try {
     const count = await new OperatorStore(storage.state.redis, storage.state.keys).revoke(name);
-    if (count === 0) throw new CliError(`no operator token named ${name}`, EXIT.usage);
+    if (count === 0) throw new CliError(`not_found: no operator token named ${name}`, EXIT.failure);
     process.stdout.write(`revoked ${count} token(s) of ${name}\n`);
   } finally {
     await storage.close();

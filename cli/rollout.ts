@@ -58,7 +58,7 @@ export function renderRollout(r: Rollout): string {
   ].filter(Boolean);
   const lines = [
     `rollout ${r.id} of ${r.patchId}: ${r.state}${r.reason ? ` (${r.reason})` : ''}`,
-    `targets ${total} devices; ${limits.join('; ') || 'no limits'}`,
+    `targets ${total} ${total === 1 ? 'device' : 'devices'}; ${limits.join('; ') || 'no limits'}`,
     `in flight ${r.inFlight} (max seen ${r.maxInFlightSeen}), waiting ${r.waiting}, held ${r.held}`,
   ];
   const width = Math.max(...ROLLOUT_DEVICE_STATES.map((state) => state.length), 'not started'.length);
@@ -80,6 +80,12 @@ function checkRolloutId(id: string): string {
 export async function createRollout(patchId: string, options: RolloutOptions & { json?: boolean }, command: Command): Promise<void> {
   const rollout = await postRollout(command, rolloutRequest(patchId, options));
   process.stdout.write(options.json ? `${JSON.stringify(rollout)}\n` : `created rollout ${rollout.id} of ${rollout.patchId}\n${renderRollout(rollout)}\n`);
+  const selected = [options.devices, options.tags, options.models, options.firmware].some((value) => value !== undefined);
+  if (selected && rollout.targetCount === 0) {
+    process.stderr.write(
+      `fleet: warning: no known device that lacks ${rollout.patchId} matches the --devices, --tags, --models or --firmware of rollout ${rollout.id}\n`,
+    );
+  }
 }
 
 /** `fleet rollout list` */

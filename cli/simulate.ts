@@ -1,5 +1,6 @@
 import { pino } from 'pino';
 import { fleetDeviceIds, SimulatedCamera, SimulatedFleet } from '../simulator/index.ts';
+import { checkWebSocketUrl } from '../simulator/options.ts';
 import { DeviceTokens } from '../security/device-tokens.ts';
 import { issueDeviceTokens } from '../security/device-provisioning.ts';
 import { CliError, EXIT, openStorage } from './storage-access.ts';
@@ -24,6 +25,18 @@ function number(name: string, value: string, min: number, max = Infinity): numbe
     throw new CliError(`invalid --${name} ${JSON.stringify(value)}: expected a number from ${min} to ${max}`, EXIT.usage);
   }
   return n;
+}
+
+/** Checks --url, whose default is FLEET_DEVICE_URL, before anything connects, so a wrong scheme is a usage error. */
+function checkDeviceUrl(url: string): void {
+  try {
+    checkWebSocketUrl(url);
+  } catch {
+    throw new CliError(
+      `invalid device URL ${JSON.stringify(url)} (--url or FLEET_DEVICE_URL): expected a ws:// or wss:// URL, such as ws://127.0.0.1:8080/device`,
+      EXIT.usage,
+    );
+  }
 }
 
 function behaviour(options: Omit<SimulateOptions, 'devices' | 'prefix' | 'json' | 'url'>) {
@@ -58,6 +71,7 @@ function untilInterrupted(): Promise<void> {
 /** `fleet simulate --devices N`: plays N cameras in this process until Ctrl-C, printing totals. */
 export async function simulateFleet(options: SimulateOptions): Promise<void> {
   const count = number('devices', options.devices, 1, 100_000);
+  checkDeviceUrl(options.url);
   const ids = fleetDeviceIds({ count, prefix: options.prefix });
   const tokens = await issueTokensFromStorage(ids);
   process.stderr.write(`issued ${tokens.size} device tokens\n`);
@@ -85,13 +99,13 @@ export async function simulateFleet(options: SimulateOptions): Promise<void> {
 /** `fleet device ID`: plays one camera, keeping its applied patches in a state file across restarts. */
 export async function runDevice(deviceId: string, options: SimulateOptions & { state?: string }): Promise<void> {
   const stateFile = options.state ?? `.fleet/${deviceId}.json`;
+  checkDeviceUrl(options.url);
   const logger = pino({ level: 'info' });
   const token = options.token ?? process.env.FLEET_DEVICE_TOKEN ?? (await issueTokensFromStorage([deviceId])).get(deviceId);
   const camera = new SimulatedCamera({ url: options.url, deviceId, token, stateFile, logger, ...behaviour(options) });
   camera.on('connected', (e) => logger.info({ sessionId: e.sessionId }, 'connected'));
-  camera.on('applied', (e) => logger.info({ patchId: e.patchId, attempt: e.attempt }, 'patch applied'));
-  camera.on('failed', (e) => logger.warn({ patchId: e.patchId, reason: e.reason }, 'patch failed'));
-  camera.on('disconnected', (e) => logger.info({ code: e.code, reconnectInMs: e.reconnectInMs }, 'disconnected'));
+  // The camera itself logs every applied and failed patch with its device id, so no listener repeats that.
+  camera.on('disconnected', (e) => logger.info({ code: e.code, reason: e.reason, reconnectInMs: e.reconnectInMs }, 'disconnected'));
   camera.on('stopped', (e) => {
     if (e.closeCode !== null) {
       logger.error({ code: e.closeCode }, 'server told the camera not to reconnect');

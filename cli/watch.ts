@@ -79,6 +79,7 @@ export async function watchFleet(options: WatchOptions, command: Command): Promi
   const message = (text: string) => (view ? view.message(text) : process.stderr.write(`${text}\n`));
 
   let last: FleetSummary | null = null;
+  let lastPrinted = '';
   let done = false;
   let reconnects = 0;
   try {
@@ -90,7 +91,12 @@ export async function watchFleet(options: WatchOptions, command: Command): Promi
           reconnects = 0;
           if (options.json) process.stdout.write(`${JSON.stringify(last)}\n`);
           else if (view) view.draw(last);
-          else process.stdout.write(`${summaryLine(last)}\n`);
+          else if (event.data !== lastPrinted) {
+            // The replica sends a summary on connect and every second after, so a fleet that does not change
+            // repeats the same summary. A log or pipe gets a new line only when the summary changed.
+            process.stdout.write(`${summaryLine(last)}\n`);
+            lastPrinted = event.data;
+          }
           if (options.untilDone && rolloutDone(last)) {
             done = true;
             break;

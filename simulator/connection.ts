@@ -6,6 +6,7 @@ import type { DeviceMessage, HelloMessage, ServerMessage, Welcome } from '../pro
 import { Backoff } from './backoff.ts';
 import type { CameraBehaviour } from './options.ts';
 import { parseServerMessage } from './server-messages.ts';
+import { readUpgradeRejection } from './upgrade-rejection.ts';
 
 export type WelcomeMessage = Static<typeof Welcome>;
 
@@ -68,6 +69,8 @@ export class CameraConnection {
 
   /** HTTP status of a rejected upgrade on the current socket, reported in place of the close code. */
   private rejectedStatus: number | null = null;
+  /** `CODE: MESSAGE` from the body of a rejected upgrade, reported in place of the close reason. */
+  private rejectedReason = '';
 
   constructor(
     private readonly url: string,
@@ -129,12 +132,16 @@ export class CameraConnection {
     });
     this.socket = socket;
     this.rejectedStatus = null;
+    this.rejectedReason = '';
     socket.on('unexpected-response', (request, response) => {
       this.rejectedStatus = response.statusCode ?? 0;
-      this.log.warn({ status: this.rejectedStatus }, 'server rejected the WebSocket upgrade');
-      response.resume();
-      request.destroy();
-      socket.terminate();
+      // The close that follows the terminate reports the rejection, so the body is read before it.
+      void readUpgradeRejection(response, this.behaviour.closeTimeoutMs).then((rejection) => {
+        this.rejectedReason = rejection.error ? `${rejection.error}: ${rejection.message ?? ''}` : '';
+        this.log.warn(rejection, 'server rejected the WebSocket upgrade');
+        request.destroy();
+        socket.terminate();
+      });
     });
     this.socketClosed = new Promise((resolve) => socket.once('close', () => resolve()));
 
@@ -185,9 +192,10 @@ export class CameraConnection {
     this.handlers.onWelcome(welcome);
   }
 
-  private closed(socket: WebSocket, closeCode: number, reason: string): void {
+  private closed(socket: WebSocket, closeCode: number, closeReason: string): void {
     if (this.socket !== socket) return;
     const code = this.rejectedStatus ?? closeCode;
+    const reason = this.rejectedStatus === null ? closeReason : this.rejectedReason;
     this.socket = null;
     this.clearConnectionTimers();
     const wasOnline = this.welcomed;

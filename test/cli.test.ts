@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { generateSigningKeys, verifyManifest } from '../security/patch-signing.ts';
+import { PatchBucket } from '../storage/bucket.ts';
 import { fleetDeviceIds, SimulatedFleet } from '../simulator/index.ts';
 import type { DeviceRecord, PatchRecord, TimelineEntry } from '../storage/state-store.ts';
 import type { FleetSummary, PatchSummary } from '../storage/summary.ts';
@@ -513,6 +514,7 @@ test('storage commands bootstrap tokens and play a device', async (t) => {
     (stdout) => stdout.includes('patch applied'),
   );
   t.is(play.code, 0, play.stderr);
+  t.is(play.stdout.match(/patch applied/g)?.length, 1, 'one log line per applied patch');
   t.deepEqual((JSON.parse(await readFile(stateFile, 'utf8')) as { applied: string[] }).applied, ['cli-play.bin']);
 
   // The watch ends once the replica recorded the report, which may come after the camera logged it.
@@ -523,6 +525,169 @@ test('storage commands bootstrap tokens and play a device', async (t) => {
 
   const revoked = await fleet(['operator', 'revoke', 'ci'], storage);
   t.is(revoked.code, 0, revoked.stderr);
+  const revokedAgain = await fleet(['operator', 'revoke', 'ci'], storage);
+  t.is(revokedAgain.code, 1, 'an unknown operator is not found, not a usage error');
+  t.regex(revokedAgain.stderr, /^fleet: not_found: no operator token named ci$/m);
   const rejected = await fleet(['status'], env);
   t.is(rejected.code, 6);
+});
+
+test('usage errors exit 2 with a short hint', async (t) => {
+  const env = { FLEET_SERVER: 'http://127.0.0.1:1', REDIS_URL: 'redis://127.0.0.1:1' };
+  const cases: [string[], RegExp, string][] = [
+    [['patch', 'upload'], /^fleet: usage: missing required argument 'file'$/m, 'fleet patch upload'],
+    [['operator', 'create', 'x'], /^fleet: usage: required option '--role <role>' not specified$/m, 'fleet operator create'],
+    [['status', '--bogus'], /^fleet: usage: unknown option '--bogus'$/m, 'fleet status'],
+    [['bogus'], /^fleet: usage: unknown command 'bogus'$/m, 'fleet'],
+    [['devices', 'extra'], /^fleet: usage: too many arguments for 'devices'/m, 'fleet devices'],
+  ];
+  const runs = await Promise.all(cases.map(([args]) => fleet(args, env)));
+  cases.forEach(([args, message, path], i) => {
+    const run = runs[i] as Run;
+    const name = `fleet ${args.join(' ')}`;
+    t.is(run.code, 2, name);
+    t.regex(run.stderr, message, name);
+    t.true(run.stderr.includes(`run '${path} --help' for the usage`), `${name} names its --help`);
+    t.notRegex(run.stderr, /Usage:|Options:/, `${name} prints no help text`);
+    t.is(run.stdout, '', name);
+  });
+
+  const [help, commandHelp, version, noSubcommand] = await Promise.all([
+    fleet(['--help'], env),
+    fleet(['patch', 'upload', '--help'], env),
+    fleet(['--version'], env),
+    fleet(['patch'], env),
+  ]);
+  t.is(help.code, 0, help.stderr);
+  t.regex(help.stdout, /^Usage: fleet /);
+  t.is(commandHelp.code, 0, commandHelp.stderr);
+  t.regex(commandHelp.stdout, /^Usage: fleet patch upload /);
+  t.is(version.code, 0, version.stderr);
+  t.regex(version.stdout, /^\d+\.\d+\.\d+\n$/);
+  t.is(noSubcommand.code, 2, 'a command without its subcommand is invalid usage');
+  t.regex(noSubcommand.stderr, /^Usage: fleet patch /);
+});
+
+test('device commands reject a non-WebSocket --url', async (t) => {
+  const env = { REDIS_URL: 'redis://127.0.0.1:1' };
+  const [http, garbage, simulate, fromEnv] = await Promise.all([
+    fleet(['device', 'cam_url', '--url', 'http://127.0.0.1:8080/device', '--token', 't'], env),
+    fleet(['device', 'cam_url', '--url', 'not a url', '--token', 't'], env),
+    fleet(['simulate', '--url', 'https://127.0.0.1:8080/device'], env),
+    fleet(['device', 'cam_url', '--token', 't'], { ...env, FLEET_DEVICE_URL: 'http://127.0.0.1:8080/device' }),
+  ]);
+  for (const run of [http, garbage, simulate, fromEnv]) {
+    t.is(run.code, 2, run.stderr);
+    t.regex(run.stderr, /^fleet: invalid device URL ".*" \(--url or FLEET_DEVICE_URL\): expected a ws:\/\/ or wss:\/\/ URL/);
+    t.notRegex(run.stderr, /TypeError|\n +at /, 'no stack trace');
+  }
+});
+
+test('device logs why its upgrade was rejected', async (t) => {
+  const backend = await startBackend(t);
+  const play = await fleet(
+    ['device', 'cam_rejected', '--url', backend.url, '--token', 'not-a-token', '--state', join(keyDir, 'cam_rejected.json')],
+    { ...securityEnv(), REDIS_URL: 'redis://127.0.0.1:1' },
+    (stdout) => stdout.includes('"reason":"token_invalid'),
+  );
+  const line = play.stdout.split('\n').find((l) => l.includes('server rejected the WebSocket upgrade')) ?? '{}';
+  const logged = JSON.parse(line) as { status?: number; error?: string; message?: string };
+  t.is(logged.status, 401);
+  t.is(logged.error, 'token_invalid');
+  t.true((logged.message ?? '').length > 0, 'the server’s message is logged');
+  t.regex(play.stdout, /"reason":"token_invalid: [^"]+"/, 'the close that follows carries the code as its reason');
+});
+
+/** Starts `fleet ARGS` and returns its process, with a promise that resolves once stdout passes `check`. */
+function startFleet(args: string[], env: Record<string, string>) {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'cli/main.ts', ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  const waiters: { check: (stdout: string) => boolean; resolve: () => void }[] = [];
+  child.stdout.on('data', (c: Buffer) => {
+    stdout += c.toString();
+    for (const waiter of waiters.filter((w) => w.check(stdout))) {
+      waiters.splice(waiters.indexOf(waiter), 1);
+      waiter.resolve();
+    }
+  });
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  const done = new Promise<Run>((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
+  const output = (check: (stdout: string) => boolean) =>
+    new Promise<void>((resolve) => (check(stdout) ? resolve() : waiters.push({ check, resolve })));
+  return { child, done, output, stdout: () => stdout };
+}
+
+const lineCount = (text: string) => text.split('\n').length - 1;
+
+test('watch prints a line per change only', async (t) => {
+  const backend = await startBackend(t);
+  const env = await apiEnv(backend);
+
+  // The text watcher subscribes first, so it gets every summary that the JSON watcher gets. Once the JSON
+  // watcher printed three summaries of the unchanging fleet, the text watcher got them too.
+  const text = startFleet(['watch'], env);
+  await text.output((stdout) => lineCount(stdout) >= 1);
+  const json = startFleet(['watch', '--json'], env);
+  await json.output((stdout) => lineCount(stdout) >= 3);
+  json.child.kill('SIGINT');
+  text.child.kill('SIGINT');
+  const [textRun, jsonRun] = await Promise.all([text.done, json.done]);
+
+  t.is(jsonRun.code, 0, jsonRun.stderr);
+  t.is(textRun.code, 0, textRun.stderr);
+  t.is(lineCount(textRun.stdout), 1, `one line for an unchanging fleet, got:\n${textRun.stdout}`);
+  t.regex(textRun.stdout, /devices 0 +online 0 +in flight 0/);
+});
+
+test('watch ends quietly when the reader closes stdout', async (t) => {
+  const backend = await startBackend(t);
+  const env = await apiEnv(backend);
+
+  // Like `fleet watch --json | head -n 1`: the reader goes away after the first line, the next write fails.
+  const watch = startFleet(['watch', '--json'], env);
+  await watch.output((stdout) => lineCount(stdout) >= 1);
+  watch.child.stdout.destroy();
+  const run = await watch.done;
+  t.is(run.code, 0);
+  t.is(run.stderr, '', 'no EPIPE error or stack trace');
+});
+
+test('local-s3 serves a bucket until Ctrl-C', async (t) => {
+  const local = startFleet(['local-s3', '--port', '0', '--bucket', 'cli-local'], {});
+  await local.output((stdout) => stdout.includes('export S3_BUCKET='));
+  const exports = new Map([...local.stdout().matchAll(/^export (\w+)=(.*)$/gm)].map((m) => [m[1] ?? '', m[2] ?? '']));
+  t.is(exports.get('S3_BUCKET'), 'cli-local');
+  t.regex(exports.get('S3_ENDPOINT') ?? '', /^http:\/\/127\.0\.0\.1:\d+$/);
+
+  const bucket = new PatchBucket({
+    endpoint: exports.get('S3_ENDPOINT') ?? '',
+    publicEndpoint: exports.get('S3_ENDPOINT') ?? '',
+    region: 'us-east-1',
+    bucket: 'cli-local',
+    accessKey: exports.get('S3_ACCESS_KEY') ?? '',
+    secretKey: exports.get('S3_SECRET_KEY') ?? '',
+  });
+  try {
+    await t.notThrowsAsync(bucket.ping(), 'the bucket exists');
+  } finally {
+    bucket.destroy();
+  }
+
+  local.child.kill('SIGINT');
+  const stopped = await local.done;
+  t.is(stopped.code, 0, stopped.stderr);
+  t.regex(stopped.stderr, /local S3 server \(s3rver, for local use only\)/);
+
+  const [badPort, badBucket] = await Promise.all([
+    fleet(['local-s3', '--port', '70000'], {}),
+    fleet(['local-s3', '--port', '0', '--bucket', 'Bad_Name'], {}),
+  ]);
+  t.is(badPort.code, 2);
+  t.regex(badPort.stderr, /invalid --port "70000"/);
+  t.is(badBucket.code, 2);
+  t.regex(badBucket.stderr, /invalid bucket name "Bad_Name"/);
 });

@@ -99,3 +99,19 @@ test('rollout watch ends on completion or pause', async (t) => {
   t.regex(paused.stderr, /is paused: failure threshold reached/);
   for (const device of devices) device.close();
 });
+
+test('rollout create counts targets and warns on none', async (t) => {
+  const backend = await startBackend(t);
+  const devices = await welcomeAll(backend, ['cam_cli_one']);
+
+  const all = await fleet(backend, ['rollout', 'create', 'one.bin']);
+  t.is(all.code, 0, all.stderr);
+  t.regex(all.stdout, /^targets 1 device; no limits$/m);
+  t.is(all.stderr, '', 'no warning for a rollout that targets a device');
+
+  const none = await fleet(backend, ['rollout', 'create', 'tagged.bin', '--tags', 'nowhere']);
+  t.is(none.code, 0, none.stderr);
+  t.regex(none.stdout, /^targets 0 devices; no limits$/m);
+  t.regex(none.stderr, /^fleet: warning: no known device that lacks tagged\.bin matches the --devices, --tags, --models or --firmware of rollout \S+$/m);
+  for (const device of devices) device.close();
+});

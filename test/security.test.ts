@@ -63,6 +63,19 @@ test('bad, foreign and malformed tokens get 401 token_invalid', async (t) => {
   t.deepEqual(await deviceKeys(backend), [backend.state.keys.device('cam_sec_1')]);
 });
 
+test('the Bearer scheme is case-insensitive', async (t) => {
+  const backend = await startBackend(t);
+  await backend.state.provisionDevice('cam_sec_case');
+  const token = await backend.deviceTokens.issue('cam_sec_case', 0);
+  for (const scheme of ['Bearer', 'bearer', 'BEARER']) {
+    const result = await tryUpgrade(backend.url, { authorization: `${scheme} ${token}` });
+    t.is(result.status, 101, `${scheme} is accepted`);
+  }
+  const twoSpaces = await tryUpgrade(backend.url, { authorization: `Bearer  ${token}` });
+  t.is(twoSpaces.status, 401, 'exactly one space separates scheme and token');
+  t.is(twoSpaces.body.error, 'token_missing');
+});
+
 test('an expired token gets 401 token_expired', async (t) => {
   const backend = await startBackend(t);
   await backend.state.provisionDevice('cam_exp_1');
