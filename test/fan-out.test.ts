@@ -1,21 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { Writable } from 'node:stream';
 import test from 'ava';
 import { FAN_OUT_CHUNK } from '../runtime/background.ts';
 import { startBackend } from './helpers/backend.ts';
+import { logSink } from './helpers/log-sink.ts';
 import { offersOf, until, welcomeAll } from './helpers/rollouts.ts';
-
-/** Collects the backend's JSON log lines. */
-function logSink(): { lines: Record<string, unknown>[]; stream: Writable } {
-  const lines: Record<string, unknown>[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString().split('\n')) if (line) lines.push(JSON.parse(line) as Record<string, unknown>);
-      done();
-    },
-  });
-  return { lines, stream };
-}
 
 test('release fans out in chunks, one offer each', async (t) => {
   const { lines, stream } = logSink();

@@ -1,20 +1,9 @@
-import { Writable } from 'node:stream';
 import test from 'ava';
 import { createLogger } from '../runtime/logger.ts';
-
-function sink(): { lines: Record<string, unknown>[]; stream: Writable } {
-  const lines: Record<string, unknown>[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString().split('\n')) if (line) lines.push(JSON.parse(line) as Record<string, unknown>);
-      done();
-    },
-  });
-  return { lines, stream };
-}
+import { logSink } from './helpers/log-sink.ts';
 
 test('secrets are redacted at the top level and one level down', (t) => {
-  const { lines, stream } = sink();
+  const { lines, stream } = logSink();
   const log = createLogger('info', 'test', stream);
   log.info({ url: 'http://s3/x?X-Amz-Signature=abc', token: 'fop_secret', nested: { authorization: 'Bearer x', secretKey: 'k' } }, 'msg');
   const entry = lines[0] ?? {};
@@ -25,7 +14,7 @@ test('secrets are redacted at the top level and one level down', (t) => {
 });
 
 test('child loggers carry the ids they were bound with', (t) => {
-  const { lines, stream } = sink();
+  const { lines, stream } = logSink();
   const log = createLogger('info', 'test', stream).child({ connectionId: 'r-1', deviceId: 'cam_1' });
   log.child({ patchId: 'p.bin' }).warn('device failed to apply patch');
   t.like(lines[0], { connectionId: 'r-1', deviceId: 'cam_1', patchId: 'p.bin', level: 40 });

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { PatchBucket } from '../storage/bucket.ts';
 import { DownloadUrlSigner } from '../storage/url-signer.ts';
 import { localS3, uniqueName } from './helpers/backend.ts';
@@ -61,7 +61,8 @@ test('signer rejects lifetimes SigV4 does not allow', (t) => {
   t.throws(() => signer.sign('k', Date.now(), 1.5), { instanceOf: RangeError });
 });
 
-test('signed URL downloads from the store, a tampered one does not', async (t) => {
+/** A bucket of its own on the test process' S3-compatible server, removed from memory when the test ends. */
+async function storeBucket(t: ExecutionContext): Promise<PatchBucket> {
   const s3 = await localS3();
   const bucket = new PatchBucket({
     endpoint: s3.endpoint,
@@ -73,6 +74,11 @@ test('signed URL downloads from the store, a tampered one does not', async (t) =
   });
   t.teardown(() => bucket.destroy());
   await bucket.ensureBucket();
+  return bucket;
+}
+
+test('signed URL downloads from the store, a tampered one does not', async (t) => {
+  const bucket = await storeBucket(t);
   const bytes = randomBytes(10_000);
   await bucket.upload('fw-2.0.bin', Readable.from([bytes]), bytes.length);
 
@@ -90,17 +96,7 @@ test('signed URL downloads from the store, a tampered one does not', async (t) =
 });
 
 test('expired signed URL is rejected by the store', async (t) => {
-  const s3 = await localS3();
-  const bucket = new PatchBucket({
-    endpoint: s3.endpoint,
-    publicEndpoint: s3.endpoint,
-    region: 'us-east-1',
-    bucket: uniqueName('signer'),
-    accessKey: s3.accessKey,
-    secretKey: s3.secretKey,
-  });
-  t.teardown(() => bucket.destroy());
-  await bucket.ensureBucket();
+  const bucket = await storeBucket(t);
   await bucket.upload('fw-3.0.bin', Readable.from([Buffer.from('patch')]), 5);
 
   // Signed two minutes ago for one minute: expired by the store's clock, which is this machine's.
