@@ -61,7 +61,7 @@ test('signer rejects lifetimes SigV4 does not allow', (t) => {
   t.throws(() => signer.sign('k', Date.now(), 1.5), { instanceOf: RangeError });
 });
 
-/** A bucket of its own on the test process' S3-compatible server, removed from memory when the test ends. */
+/** Creates a bucket of its own on the test process' S3-compatible server; its client is closed when the test ends. */
 async function storeBucket(t: ExecutionContext): Promise<PatchBucket> {
   const s3 = await localS3();
   const bucket = new PatchBucket({
