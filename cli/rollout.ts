@@ -43,6 +43,20 @@ function rolloutRow(r: Rollout): (string | number)[] {
   return [r.id, r.patchId, r.state, `${r.counts.applied}/${total}`, r.inFlight, r.waiting, failing, r.reason ?? ''];
 }
 
+/** Names the open wave; past the last listed wave every targeted device may start. */
+function waveText(wave: number, waves: number): string {
+  return wave > waves ? 'all waves open' : `wave ${wave} of ${waves} open`;
+}
+
+/**
+ * Says how many devices the rollout targeted when it was created, and how many it has counted since when
+ * devices that matched later raised that number.
+ */
+function targetText(targetCount: number, counted: number): string {
+  const targets = `targets ${targetCount} ${targetCount === 1 ? 'device' : 'devices'}`;
+  return counted > targetCount ? `${targets} at creation, ${counted} counted since` : targets;
+}
+
 /** Renders a rollout with one progress bar per device state, for `show` and `watch`. */
 export function renderRollout(r: Rollout): string {
   const counted = ROLLOUT_DEVICE_STATES.reduce((sum, state) => sum + r.counts[state], 0);
@@ -53,12 +67,12 @@ export function renderRollout(r: Rollout): string {
     s.maxInFlight ? `max in flight ${s.maxInFlight}` : null,
     s.fleetMaxInFlight ? `fleet max in flight ${s.fleetMaxInFlight}` : null,
     s.ratePerMinute ? `rate ${s.ratePerMinute}/min` : null,
-    s.waves.length > 0 ? `waves ${s.waves.join(',')} (${s.waveSizes.join(',')} devices), wave ${r.wave} open` : null,
+    s.waves.length > 0 ? `waves ${s.waves.join(',')} (${s.waveSizes.join(',')} devices), ${waveText(r.wave, s.waveSizes.length)}` : null,
     s.failureThreshold ? `failure threshold ${s.failureThreshold} after ${s.failureMinDevices} devices` : null,
   ].filter(Boolean);
   const lines = [
     `rollout ${r.id} of ${r.patchId}: ${r.state}${r.reason ? ` (${r.reason})` : ''}`,
-    `targets ${total} ${total === 1 ? 'device' : 'devices'}; ${limits.join('; ') || 'no limits'}`,
+    `${targetText(r.targetCount, counted)}; ${limits.join('; ') || 'no limits'}`,
     `in flight ${r.inFlight} (max seen ${r.maxInFlightSeen}), waiting ${r.waiting}, held ${r.held}`,
   ];
   const width = Math.max(...ROLLOUT_DEVICE_STATES.map((state) => state.length), 'not started'.length);

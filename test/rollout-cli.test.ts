@@ -3,7 +3,8 @@ import { randomBytes } from 'node:crypto';
 import test from 'ava';
 import type { Rollout } from '../storage/rollouts.ts';
 import { startBackend, type TestBackend } from './helpers/backend.ts';
-import { finish, offersOf, until, welcomeAll } from './helpers/rollouts.ts';
+import { createRollout, finish, offersOf, readRollout, until, welcomeAll } from './helpers/rollouts.ts';
+import { renderRollout } from '../cli/rollout.ts';
 
 interface Run {
   code: number | null;
@@ -114,4 +115,15 @@ test('rollout create counts targets and warns on none', async (t) => {
   t.regex(none.stdout, /^targets 0 devices; no limits$/m);
   t.regex(none.stderr, /^fleet: warning: no known device that lacks tagged\.bin matches the --devices, --tags, --models or --firmware of rollout \S+$/m);
   for (const device of devices) device.close();
+});
+
+test('rollout show names waves and late targets plainly', async (t) => {
+  const backend = await startBackend(t);
+  await backend.state.provisionDevice('cam_show_1');
+  const created = await createRollout(backend, { patchId: 'show-1.bin', waves: ['1'] });
+  const rollout = await readRollout(backend, created.id);
+  t.regex(renderRollout(rollout), /^targets 1 device; waves 1 \(1 devices\), wave 1 of 1 open$/m);
+  t.regex(renderRollout({ ...rollout, wave: 2 }), /waves 1 \(1 devices\), all waves open$/m);
+  const grown = { ...rollout, counts: { ...rollout.counts, applied: 8 } };
+  t.regex(renderRollout(grown), /^targets 1 device at creation, 8 counted since; /m);
 });
