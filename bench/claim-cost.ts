@@ -1,8 +1,8 @@
 /**
  * Measures what claiming offers costs Redis per device: `npx tsx bench/claim-cost.ts [DEVICES] [ENTRIES]`.
  * It registers DEVICES devices (default 5000) that applied all but the last of ENTRIES catalog entries
- * (default 9), claims an offer for every device in one event-loop turn, as a fan-out does, and prints the
- * time Redis spent in EVALSHA per device, read from INFO commandstats before and after. It uses the Redis at
+ * (default 9). Then it claims an offer for every device in one event-loop turn, as a fan-out does, and prints
+ * the time Redis spent in EVALSHA per device, read from INFO commandstats before and after. It uses the Redis at
  * REDIS_URL (default redis://127.0.0.1:6379) under a key prefix of its own, which it deletes at the end.
  * Other clients' EVALSHA calls on the same Redis count too, so run it on a Redis nobody else uses.
  */

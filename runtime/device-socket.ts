@@ -92,7 +92,7 @@ export function deviceSocketBehavior(services: ReplicaServices): WebSocketBehavi
             deviceId: decision.deviceId,
           };
           // This build's cork() can close the fresh WebSocket after an async upgrade (docs/reliability.md,
-          // Known gaps); without cork() it warns on every connection, which is worse for operators.
+          // Known gaps). Without cork() it prints a warning on every connection, which is worse for operators.
           res.cork(() => res.upgrade(data, key, protocol, extensions, context));
         },
       );

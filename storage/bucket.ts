@@ -64,7 +64,7 @@ function s3Client(endpoint: string, config: BucketConfig): S3Client {
     requestHandler: {
       connectionTimeout: CONNECT_TIMEOUT_MS,
       requestTimeout: config.requestTimeoutMs ?? REQUEST_TIMEOUT_MS,
-      // This handler version only logs a warning at the request timeout unless told to fail the request.
+      // Without this flag, this handler version logs a warning at the timeout and lets the request run on.
       throwOnRequestTimeout: true,
     },
   });
@@ -244,7 +244,7 @@ export class PatchBucket {
   }
 
   /**
-   * Sets the clock that download URLs are signed with; the replica passes the Redis clock, because the store
+   * Sets the clock that download URLs are signed with. The replica passes the Redis clock, because the store
    * judges a URL's expiry by its own clock, not by the replica's.
    */
   useClock(now: () => number): void {
@@ -254,7 +254,7 @@ export class PatchBucket {
   /**
    * Signs a GET URL for the endpoint devices use, valid for `ttlSeconds` from now on the clock set by useClock.
    * A URL names no device, and SigV4 signs whole seconds, so every URL for one key and lifetime signed within
-   * the same second is the same string; the last one per key is reused within its second.
+   * the same second is the same string. The last one per key is therefore reused within its second.
    */
   signDownload(key: string, ttlSeconds: number): { url: string; expiresAt: number } {
     const started = performance.now();

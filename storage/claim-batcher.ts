@@ -2,9 +2,9 @@ import type { ScriptReply } from './scripts.ts';
 import type { ClaimResult, WaitReason } from './state-store.ts';
 
 /**
- * Devices per claim_offers.lua call. Redis serves nothing else while a script runs, and a claim took 15 to
- * 40 µs of it per device with 1 to 9 catalog entries on a 2-core VM (bench/claim-cost.ts), so a full batch
- * blocks Redis for up to about 10 ms.
+ * Devices per claim_offers.lua call. Redis serves nothing else while a script runs. A claim took 15 to 40 µs
+ * per device with 1 to 9 catalog entries on a 2-core VM (bench/claim-cost.ts), so a full batch blocks Redis
+ * for up to about 10 ms.
  */
 export const CLAIM_BATCH_LIMIT = 256;
 

@@ -26,7 +26,7 @@ function amzDate(ms: number): string {
 /**
  * Presigns S3 GET URLs with AWS Signature Version 4 in the query string, for the path-style URL of an object.
  * The URLs have the same form as those of the AWS SDK's presigner (the tests compare the two), but cost one
- * SHA-256 and one HMAC each: the signing key depends only on the day and is derived once per day, and no
+ * SHA-256 and one HMAC each. The signing key depends only on the day, so it is derived once per day, and no
  * request object or middleware stack is built per URL.
  */
 export class DownloadUrlSigner {

@@ -3,7 +3,7 @@ import test from 'ava';
 import { PatchBucket } from '../storage/bucket.ts';
 
 test('a stalled store fails the call instead of holding it', async (t) => {
-  // A store that accepts connections and reads requests but never answers them.
+  // A store that accepts connections and reads requests but never sends a response.
   const sockets = new Set<Socket>();
   const server = createServer((socket) => {
     sockets.add(socket);

@@ -10,7 +10,7 @@ import { REDIS_URL, uniqueName } from './helpers/backend.ts';
 const TIMEOUT_MS = 60_000;
 const MAX_ATTEMPTS = 3;
 
-/** A StateStore on a unique key prefix, with every script call counted by name; the keys go at the end. */
+/** Creates a StateStore that counts script calls by name and deletes its keys when the test ends. */
 async function store(t: ExecutionContext): Promise<{ state: StateStore; calls: Map<ScriptName, number> }> {
   const redis = new Redis(REDIS_URL, { enableAutoPipelining: true });
   defineScripts(redis);
@@ -137,7 +137,7 @@ test('batch claim sees slots freed within it', async (t) => {
   const [holder, next] = ids as [string, string];
   t.like(await state.claimOffer(holder, TIMEOUT_MS, MAX_ATTEMPTS), { kind: 'offer' });
   // The holder's attempt loses its deadline record. Its next claim clears the attempt, which frees the slot,
-  // and starts attempt 2 in it; the device after it in the same batch still finds the rollout full.
+  // and starts attempt 2 in it. The device after it in the same batch still finds the rollout full.
   await state.redis.zrem(state.keys.inFlightUpdates, holder);
   const results = await state.claimOffers([holder, next], TIMEOUT_MS, MAX_ATTEMPTS);
   t.like(results[0], { kind: 'offer', attempt: 2 });
